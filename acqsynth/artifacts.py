@@ -1,0 +1,121 @@
+"""Artifact I/O: atomic writes, staged promotion, content hashes and table reading with clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing or malformed; the message names the file and what was expected."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found; run the stage that writes it first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{path}: not valid UTF-8 JSON: {error}") from None
+
+
+def staging_path(path: Path) -> Path:
+    """Where a stage writes an artifact before its quality gate lets it replace `path`."""
+    return path.parent / f".{path.name}.staging"
+
+
+def promote(staged: Path, final: Path) -> None:
+    """Replace `final` with `staged`. Files are swapped atomically; a directory is swapped by two renames,
+    keeping the old one until the new one is in place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if staged.is_file():
+        os.replace(staged, final)
+        return
+    retired = final.parent / f".{final.name}.retired"
+    shutil.rmtree(retired, ignore_errors=True)
+    if final.exists():
+        os.replace(final, retired)
+    os.replace(staged, final)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def discard(staged: Path) -> None:
+    if staged.is_dir():
+        shutil.rmtree(staged, ignore_errors=True)
+    else:
+        staged.unlink(missing_ok=True)
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    """Parquet, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_table(path: Path, required_columns: Iterable[str] = ()) -> pd.DataFrame:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: not found; run the stage that writes it first")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for truncated or foreign files
+        raise ArtifactError(f"{path}: not a readable parquet table: {error}") from None
+    missing = [column for column in required_columns if column not in frame.columns]
+    if missing:
+        raise ArtifactError(f"{path}: missing columns {missing}; it has {list(frame.columns)}")
+    return frame
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over a file, or over every file of a directory (relative names and bytes, in sorted order)."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        files = [path]
+        base = path.parent
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        base = path
+    else:
+        raise ArtifactError(f"{path}: not found; cannot hash a missing artifact")
+    for file in files:
+        digest.update(str(file.relative_to(base)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,340 @@
+"""The run's parameters: pydantic models of params.yaml, the profiles, and the fixed artifact layout.
+
+params.yaml names a profile and may override any of its values, section by section. Every value is validated
+before any work starts; an unknown key, a wrong type or an impossible value stops the run with a message that
+names the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROCEDURAL = "procedural"
+TINY = "tiny"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_PATH_SUFFIXES = (".jsonl", ".json", ".parquet", ".gz")
+
+
+class ConfigError(ValueError):
+    """A bad value in params.yaml; the message names the file, the key and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _check_source(value: str, allowed_keyword: str, what: str) -> str:
+    """A source is a keyword, an existing local path, or a hub id ("org/name")."""
+    if value == allowed_keyword:
+        return value
+    looks_like_path = value.startswith(("/", "./", "../", "~")) or value.endswith(_PATH_SUFFIXES)
+    if Path(value).expanduser().exists():
+        return value
+    if looks_like_path or not _HUB_ID.match(value):
+        raise ValueError(
+            f"expected '{allowed_keyword}', an existing local {what} path, or a hub id like 'org/name'; "
+            f"'{value}' does not exist"
+        )
+    return value
+
+
+class MathDifficultyConfig(_Strict):
+    min_steps: int = Field(1, ge=1, le=8)
+    max_steps: int = Field(2, ge=1, le=8)
+    min_value: int = Field(1, ge=0)
+    max_value: int = Field(20, ge=1)
+    operations: tuple[Literal["+", "-", "*", "/"], ...] = ("+", "-")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MathDifficultyConfig:
+        if self.max_steps < self.min_steps:
+            raise ValueError(f"max_steps ({self.max_steps}) must be >= min_steps ({self.min_steps})")
+        if self.max_value <= self.min_value:
+            raise ValueError(f"max_value ({self.max_value}) must be > min_value ({self.min_value})")
+        if not self.operations:
+            raise ValueError("operations must name at least one of + - * /")
+        return self
+
+
+class PrepareConfig(_Strict):
+    """Seed, evaluation, pool, pre-training and forgetting splits."""
+
+    source: str = PROCEDURAL  # "procedural", a GSM8K-format JSONL path, or a hub id such as "openai/gsm8k"
+    n_seed: int = Field(200, ge=1)
+    n_eval: int = Field(300, ge=1)
+    n_pool: int = Field(500, ge=0)
+    n_pretrain: int = Field(4000, ge=1)
+    n_forget: int = Field(200, ge=1)
+    difficulty: MathDifficultyConfig = MathDifficultyConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, value: str) -> str:
+        return _check_source(value, PROCEDURAL, "JSONL")
+
+
+class TinyModelConfig(_Strict):
+    """The shape of the small Llama built from config when a model is "tiny"."""
+
+    hidden_size: int = Field(96, ge=8)
+    num_layers: int = Field(3, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(256, ge=8)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TinyModelConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        return self
+
+
+class PretrainConfig(_Strict):
+    steps: int = Field(800, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+
+
+class BuildModelsConfig(_Strict):
+    """Tiny models are pre-trained here: the student on answering seed-format questions, then the generator from
+    the student's weights on writing new samples (so it can already do the arithmetic it writes)."""
+
+    generator: str = TINY  # "tiny" builds one locally; otherwise a local model directory or a hub id
+    student: str = TINY
+    vocab_size: int = Field(640, ge=300)
+    max_length: int = Field(384, ge=64)
+    tiny: TinyModelConfig = TinyModelConfig()
+    student_pretrain: PretrainConfig = PretrainConfig()
+    generator_pretrain: PretrainConfig = PretrainConfig(steps=600, batch_size=16)
+    # A quick probe of the base models (generator parse rate, student accuracy on the eval split).
+    probe_samples: int = Field(64, ge=1)
+    probe_max_new_tokens: int = Field(160, ge=8)
+
+    @field_validator("generator", "student")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        return _check_source(value, TINY, "model directory")
+
+
+class RewardConfig(_Strict):
+    """The GRPO reward: acquisition on the student, zero-ish for failed verification, plus a small format term."""
+
+    acquisition: Literal["confidence"] = "confidence"
+    confidence_clip: tuple[float, float] = (1.0, 10.0)
+    format_weight: float = Field(0.1, ge=0, le=1)
+    failed_verification: float = 0.0
+
+    @field_validator("confidence_clip")
+    @classmethod
+    def _clip_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (1.0 <= low < high):
+            raise ValueError(f"expected [low, high] with 1 <= low < high (1 / margin is >= 1), got {list(value)}")
+        return value
+
+
+class PolicyUpdateConfig(_Strict):
+    """GRPO on the generator (TRL GRPOTrainer)."""
+
+    max_steps: int = Field(30, ge=1)
+    prompts_per_step: int = Field(8, ge=1)
+    num_generations: int = Field(4, ge=2, description="group size; GRPO needs at least 2 per prompt")
+    learning_rate: float = Field(5e-5, gt=0)
+    beta: float = Field(0.0, ge=0)
+    temperature: float = Field(1.0, gt=0)
+    max_completion_length: int = Field(160, ge=8)
+    reward: RewardConfig = RewardConfig()
+
+
+class GenerateConfig(_Strict):
+    n_samples: int = Field(600, ge=1)
+    batch_size: int = Field(32, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(160, ge=8)
+    min_parse_rate: float = Field(0.5, ge=0, le=1)
+
+
+class VerifyConfig(_Strict):
+    min_verified_rate: float = Field(0.2, ge=0, le=1)
+
+
+class AcquisitionScoreConfig(_Strict):
+    batch_size: int = Field(64, ge=1)
+    max_new_tokens: int = Field(96, ge=4)
+
+
+class FinetuneConfig(_Strict):
+    """SFT of the student on the verified synthetic data (TRL SFTTrainer)."""
+
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(256, ge=16)
+
+
+class EvaluateConfig(_Strict):
+    batch_size: int = Field(64, ge=1)
+    max_new_tokens: int = Field(96, ge=4)
+
+
+class PipelineConfig(_Strict):
+    profile: Literal["smoke", "tiny"] = "tiny"
+    seed: int = 0
+    prepare: PrepareConfig = PrepareConfig()
+    build_models: BuildModelsConfig = BuildModelsConfig()
+    policy_update: PolicyUpdateConfig = PolicyUpdateConfig()
+    generate: GenerateConfig = GenerateConfig()
+    verify: VerifyConfig = VerifyConfig()
+    acquisition_score: AcquisitionScoreConfig = AcquisitionScoreConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+# A profile is a set of values over the defaults (which are the `tiny` profile's).
+PROFILES: dict[str, dict[str, Any]] = {
+    "tiny": {},
+    "smoke": {
+        "prepare": {"n_seed": 16, "n_eval": 24, "n_pool": 16, "n_pretrain": 400, "n_forget": 16},
+        "build_models": {
+            "vocab_size": 400,
+            "probe_samples": 8,
+            "probe_max_new_tokens": 48,
+            "max_length": 320,
+            "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+            "student_pretrain": {"steps": 150, "batch_size": 16},
+            "generator_pretrain": {"steps": 60, "batch_size": 8},
+        },
+        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 48},
+        "generate": {"n_samples": 16, "batch_size": 8, "max_new_tokens": 48, "min_parse_rate": 0.0},
+        "verify": {"min_verified_rate": 0.0},
+        "acquisition_score": {"max_new_tokens": 24},
+        "finetune": {"epochs": 1.0, "batch_size": 8},
+        "evaluate": {"max_new_tokens": 24},
+    },
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters ({error.error_count()}):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (check its spelling and section)")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {message} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def resolve(values: dict[str, Any], source: str = "params.yaml") -> PipelineConfig:
+    """The profile named in `values`, with `values` laid over it, validated."""
+    profile = values.get("profile", "tiny")
+    if profile not in PROFILES:
+        raise ConfigError(f"{source}: profile: expected one of {sorted(PROFILES)}, got {profile!r}")
+    try:
+        return PipelineConfig.model_validate(_merge(PROFILES[profile], values))
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_config(path: Path | str = "params.yaml") -> PipelineConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run `acqsynth init` to write one")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(values).__name__}")
+    return resolve(values, str(path))
+
+
+def profile_params(profile: str) -> dict[str, Any]:
+    """Every value of a profile, as params.yaml holds it."""
+    return resolve({"profile": profile}, f"profile {profile!r}").model_dump(mode="json")
+
+
+def write_params(path: Path | str, values: dict[str, Any]) -> None:
+    from acqsynth.artifacts import atomic_write_text
+
+    resolve(values, str(path))
+    atomic_write_text(Path(path), yaml.safe_dump(values, sort_keys=False))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage's artifacts live, relative to the project root. dvc.yaml names the same paths."""
+
+    root: Path = Path(".")
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / "prepared"
+
+    @property
+    def base_models(self) -> Path:
+        return self.root / "models" / "base"
+
+    @property
+    def base_generator(self) -> Path:
+        return self.base_models / "generator"
+
+    @property
+    def base_student(self) -> Path:
+        return self.base_models / "student"
+
+    @property
+    def policy(self) -> Path:
+        return self.root / "models" / "generator_grpo"
+
+    @property
+    def rollouts(self) -> Path:
+        return self.root / "data" / "rollouts.parquet"
+
+    @property
+    def generated(self) -> Path:
+        return self.root / "data" / "generated.parquet"
+
+    @property
+    def verified(self) -> Path:
+        return self.root / "data" / "verified.parquet"
+
+    @property
+    def scored(self) -> Path:
+        return self.root / "data" / "scored.parquet"
+
+    @property
+    def finetuned_student(self) -> Path:
+        return self.root / "models" / "student_finetuned"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def quality_reports(self) -> Path:
+        return self.root / "reports" / "quality"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "reports" / "summary.md"
+
+    def split(self, name: str) -> Path:
+        return self.prepared / f"{name}.parquet"

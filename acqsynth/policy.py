@@ -1,0 +1,153 @@
+"""Policy update: GRPO on the generator with TRL's GRPOTrainer. The reward of a rollout is the acquisition reward
+on the student for samples that pass verification, a configured value for those that fail, plus a small graded
+format term. Every rollout batch is logged with its rewards."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from acqsynth.acquisition.confidence import confidence_scores
+from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
+from acqsynth.models.loading import LoadedModel
+from acqsynth.verify.samples import check_sample
+
+
+@dataclass(frozen=True)
+class RolloutReward:
+    parsed: bool
+    verified: bool
+    reason: str
+    format_reward: float
+    acquisition_reward: float
+    reward: float
+
+
+def reward_bounds(config: RewardConfig) -> tuple[float, float]:
+    """The range every `acquisition_reward` lies in, failed verification included."""
+    low, high = config.confidence_clip
+    return min(low, config.failed_verification), max(high, config.failed_verification)
+
+
+def rollout_rewards(
+    completions: list[str],
+    student: LoadedModel,
+    reward: RewardConfig,
+    scoring: AcquisitionScoreConfig,
+) -> list[RolloutReward]:
+    """Reward of each completion. Only verified samples are shown to the student (the costly part)."""
+    checks = [check_sample(text) for text in completions]
+    verified_questions = [check.question for check in checks if check.verified]
+    scores = iter(
+        confidence_scores(student, verified_questions, reward.confidence_clip, scoring.max_new_tokens,
+                          scoring.batch_size)
+        if verified_questions
+        else []
+    )
+    rewards = []
+    for check in checks:
+        acquisition = next(scores).reward if check.verified else reward.failed_verification
+        rewards.append(
+            RolloutReward(
+                parsed=check.parsed,
+                verified=check.verified,
+                reason=check.reason,
+                format_reward=check.format_score,
+                acquisition_reward=acquisition,
+                reward=acquisition + reward.format_weight * check.format_score,
+            )
+        )
+    return rewards
+
+
+class AcquisitionReward:
+    """The reward function handed to GRPOTrainer; it keeps every rollout it scored.
+
+    TRL calls it with the whole generation batch of this process. Under several processes each process sees only
+    its own slice, so batch-level rewards would differ by process layout: this class refuses to run distributed."""
+
+    __name__ = "acquisition_reward"
+
+    def __init__(self, student: LoadedModel, reward: RewardConfig, scoring: AcquisitionScoreConfig) -> None:
+        self.student = student
+        self.reward = reward
+        self.scoring = scoring
+        self.rollouts: list[dict[str, Any]] = []
+
+    def __call__(self, prompts: list[str], completions: list[str], prompt_id: list[str], trainer_state: Any,
+                 **_: Any) -> list[float]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
+                               "run GRPO in one process")
+        rewards = rollout_rewards(completions, self.student, self.reward, self.scoring)
+        for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True):
+            self.rollouts.append({"step": int(trainer_state.global_step), "prompt_id": pid,
+                                  "completion": completion, **asdict(reward)})
+        return [reward.reward for reward in rewards]
+
+
+def train_generator(
+    generator: LoadedModel,
+    student: LoadedModel,
+    prompts: pd.DataFrame,
+    config: PolicyUpdateConfig,
+    scoring: AcquisitionScoreConfig,
+    output_dir: Path,
+    seed: int,
+) -> pd.DataFrame:
+    """Run GRPO, save the trained generator to `output_dir`, return the rollout log.
+    `prompts` has columns `prompt_id` and `prompt`."""
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    on_gpu = torch.cuda.is_available()
+    args = GRPOConfig(
+        output_dir=str(output_dir / "trainer"),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.prompts_per_step * config.num_generations,
+        num_generations=config.num_generations,
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        temperature=config.temperature,
+        max_completion_length=config.max_completion_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        disable_tqdm=False,
+    )
+    reward = AcquisitionReward(student, config.reward, scoring)
+    generator.model.train()
+    trainer = GRPOTrainer(
+        model=generator.model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_pandas(prompts[["prompt_id", "prompt"]], preserve_index=False),
+        processing_class=generator.tokenizer,
+    )
+    trainer.train()
+    generator.model.eval()
+    generator.model.save_pretrained(output_dir)
+    generator.tokenizer.save_pretrained(output_dir)
+    return pd.DataFrame(reward.rollouts)
+
+
+def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:
+    """Per GRPO step: mean reward, mean acquisition reward of verified samples, parse and verification rates."""
+    grouped = rollouts.groupby("step")
+    curve = pd.DataFrame({
+        "mean_reward": grouped["reward"].mean(),
+        "parse_rate": grouped["parsed"].mean(),
+        "verified_rate": grouped["verified"].mean(),
+        "mean_verified_acquisition": rollouts[rollouts["verified"]].groupby("step")["acquisition_reward"].mean(),
+    })
+    return curve.reset_index()

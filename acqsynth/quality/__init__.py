@@ -1,0 +1,27 @@
+"""Great Expectations quality gates for the pipeline's artifacts."""
+
+from acqsynth.quality.gates import (
+    GateFailed,
+    GateReport,
+    examples_expectations,
+    gate,
+    generated_expectations,
+    metrics_expectations,
+    rollouts_expectations,
+    scored_expectations,
+    validate_frame,
+    verified_expectations,
+)
+
+__all__ = [
+    "GateFailed",
+    "GateReport",
+    "examples_expectations",
+    "gate",
+    "generated_expectations",
+    "metrics_expectations",
+    "rollouts_expectations",
+    "scored_expectations",
+    "validate_frame",
+    "verified_expectations",
+]

@@ -1,0 +1,296 @@
+"""Great Expectations suites, one per artifact kind, and the gate that runs them.
+
+Each ``*_expectations`` function returns the exact list of GX expectations checked for that artifact;
+``gate`` validates a DataFrame against such a list, writes the GX result as JSON and raises on failure.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import numpy as np
+import pandas as pd
+from great_expectations.core.batch_definition import BatchDefinition
+from great_expectations.data_context import AbstractDataContext
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.expectations.row_conditions import Column, deserialize_row_condition
+
+# Type names as GX's pandas backend resolves them. For a typed column GX compares the column dtype
+# (np.dtype("int") is int64, "Int64Dtype" is pandas' nullable int); for an object column it checks each
+# value's Python type ("int" -> int, "str" -> str). String columns are handed to GX as object, see
+# `_strings_as_object`.
+STR_TYPES = ["str"]
+INT_TYPES = ["int", "int32", "Int64Dtype"]
+FLOAT_TYPES = ["float", "float32", "Float64Dtype"]
+BOOL_TYPES = ["bool", "BooleanDtype"]
+
+_EXAMPLE_COLUMNS = ("id", "domain", "skill", "question", "reasoning", "answer", "source")
+_SAMPLE_FIELDS = ("question", "reasoning", "answer")
+
+
+@dataclass(frozen=True)
+class GateReport:
+    name: str
+    success: bool
+    failures: list[str]  # one readable line per failed expectation
+    result_json: dict  # the GX validation result, `.to_json_dict()`
+
+
+class GateFailed(Exception):
+    """An artifact did not pass its quality gate."""
+
+
+# --- building blocks -------------------------------------------------------------------------------
+
+
+def _column(name: str, types: list[str], *, nullable: bool = False) -> list[gxe.Expectation]:
+    checks: list[gxe.Expectation] = [
+        gxe.ExpectColumnToExist(column=name),
+        gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=types),
+    ]
+    if not nullable:
+        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=name))
+    return checks
+
+
+def _finite_float(name: str, low: float | None = None, high: float | None = None) -> list[gxe.Expectation]:
+    # GX counts NaN as missing and skips it in value checks, so not-null (from `_column`) is what rejects
+    # NaN; the between-check, or without bounds the not-in-set check, rejects +/-inf.
+    if low is None and high is None:
+        finite = gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])
+    else:
+        finite = gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high)
+    return [*_column(name, FLOAT_TYPES), finite]
+
+
+def _generated_rows() -> list[gxe.Expectation]:
+    """Row-level checks of a generated table (no rate floors)."""
+    checks = [
+        *_column("id", STR_TYPES),
+        gxe.ExpectColumnValuesToBeUnique(column="id"),
+        *_column("seed_id", STR_TYPES),
+        *_column("generator", STR_TYPES),
+        *_column("completion", STR_TYPES),
+        *_column("parsed", BOOL_TYPES),
+    ]
+    for field in _SAMPLE_FIELDS:
+        checks += _column(field, STR_TYPES, nullable=True)
+        # A Condition object (string row conditions are deprecated since GX 1.9) keeps the conditional
+        # check in the same suite and report; GX's pandas backend filters rows with it before checking.
+        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=Column("parsed") == True))  # noqa: E712
+    return checks
+
+
+def _verified_rows() -> list[gxe.Expectation]:
+    """Row-level checks of a verified table (no rate floors): `reason` is "" exactly when verified."""
+    checks = [
+        *_generated_rows(),
+        *_column("verified", BOOL_TYPES),
+        *_column("reason", STR_TYPES),
+        gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=Column("verified") == True),  # noqa: E712
+        gxe.ExpectColumnValueLengthsToBeBetween(
+            column="reason", min_value=1, row_condition=Column("verified") == False  # noqa: E712
+        ),
+    ]
+    for field in _SAMPLE_FIELDS:
+        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=Column("verified") == True))  # noqa: E712
+    return checks
+
+
+# --- suites ----------------------------------------------------------------------------------------
+
+
+def examples_expectations() -> list[gxe.Expectation]:
+    """Seed / eval / pool / pretrain / forget tables."""
+    checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+    for name in _EXAMPLE_COLUMNS:
+        checks += _column(name, STR_TYPES)
+    checks += [
+        gxe.ExpectColumnValuesToBeUnique(column="id"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="question", min_value=1),
+    ]
+    return checks
+
+
+def rollouts_expectations(reward_min: float, reward_max: float) -> list[gxe.Expectation]:
+    """GRPO rollout logs; `reward` is the acquisition reward plus a format reward in [0, 1]."""
+    return [
+        *_column("step", INT_TYPES),
+        gxe.ExpectColumnValuesToBeBetween(column="step", min_value=0),
+        *_column("prompt_id", STR_TYPES),
+        *_column("completion", STR_TYPES),
+        *_column("parsed", BOOL_TYPES),
+        *_column("verified", BOOL_TYPES),
+        *_finite_float("format_reward", 0.0, 1.0),
+        *_finite_float("acquisition_reward", reward_min, reward_max),
+        *_finite_float("reward", reward_min, reward_max + 1.0),
+    ]
+
+
+def generated_expectations(min_parse_rate: float) -> list[gxe.Expectation]:
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        *_generated_rows(),
+        gxe.ExpectColumnMeanToBeBetween(column="parsed", min_value=min_parse_rate),
+    ]
+
+
+def verified_expectations(min_verified_rate: float) -> list[gxe.Expectation]:
+    """All generated rows after verification."""
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        *_verified_rows(),
+        gxe.ExpectColumnMeanToBeBetween(column="verified", min_value=min_verified_rate),
+    ]
+
+
+def scored_expectations(reward_min: float, reward_max: float) -> list[gxe.Expectation]:
+    return [
+        *_verified_rows(),
+        *_finite_float("confidence", reward_min, reward_max),
+        *_finite_float("acquisition_score"),
+    ]
+
+
+def metrics_expectations(columns: Iterable[str]) -> list[gxe.Expectation]:
+    """A one-row metrics table. Pass the table's columns: the suite checks those ending in "accuracy"."""
+    checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToEqual(value=1)]
+    for name in columns:
+        if name.endswith("accuracy"):
+            checks += _finite_float(name, 0.0, 1.0)
+    return checks
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+# GX's context is not thread-safe and Prefect runs tasks in threads.
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def _batch_definition() -> tuple[AbstractDataContext, BatchDefinition]:
+    # One ephemeral context and one dataframe asset per process; each run passes its frame as a
+    # batch parameter, so only the suite differs between validations.
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = context.data_sources.add_pandas("frames").add_dataframe_asset("frame")
+    return context, asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _strings_as_object(df: pd.DataFrame) -> pd.DataFrame:
+    # pandas 3's default `str` dtype (StringDtype with na_value=nan) equals no dtype a GX type name resolves
+    # to, so a type check on it always fails; as object, GX checks each value's Python type instead.
+    return df.astype({c: object for c, dtype in df.dtypes.items() if isinstance(dtype, pd.StringDtype)})
+
+
+def validate_frame(df: pd.DataFrame, expectations: list[gxe.Expectation], name: str) -> GateReport:
+    frame = _strings_as_object(df)
+    with _LOCK:
+        context, batch_definition = _batch_definition()
+        # GX binds an expectation to one suite; copy.copy gives an unbound deep copy.
+        suite = context.suites.add(
+            gx.ExpectationSuite(name=f"{name}-{uuid.uuid4().hex}", expectations=[copy.copy(e) for e in expectations])
+        )
+        try:
+            validation = gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite)
+            result = validation.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+        finally:
+            context.suites.delete(suite.name)
+    return GateReport(
+        name=name,
+        success=bool(result.success),
+        failures=[_describe(r) for r in result.results if not r.success],
+        result_json=result.to_json_dict(),
+    )
+
+
+def gate(
+    df: pd.DataFrame, expectations: list[gxe.Expectation], name: str, path: Path, report_dir: Path
+) -> GateReport:
+    """Validate `df` (the artifact at `path`), write the report to `report_dir/<name>.json`, raise if it failed."""
+    report = validate_frame(df, expectations, name)
+    report_path = Path(report_dir) / f"{name}.json"
+    _write_json(report_path, report.result_json)
+    if not report.success:
+        lines = "\n".join(f"  {line}" for line in report.failures)
+        raise GateFailed(f"quality gate '{name}' failed for {path}:\n{lines}\nfull report: {report_path}")
+    return report
+
+
+# --- reporting -------------------------------------------------------------------------------------
+
+
+def _describe(result: Any) -> str:
+    """One line for a failed expectation result, e.g. `x: expect_...(min=0) failed: 3 of 40 rows (7.5%), e.g. [inf]`."""
+    config = result.expectation_config
+    kwargs = dict(config.kwargs)
+    column = kwargs.pop("column", None) or "table"
+    kwargs.pop("batch_id", None)
+    condition = kwargs.pop("row_condition", None)
+    args = ", ".join(f"{k.removesuffix('_value')}={_plain(v)!r}" for k, v in kwargs.items())
+    where = f" where {deserialize_row_condition(condition)!r}" if condition else ""
+    head = f"{column}: {config.type}({args}){where}"
+
+    error = _exception_message(result.exception_info)
+    if error:
+        return f"{head} could not run: {error}"
+    outcome = result.result or {}
+    if "unexpected_count" in outcome:
+        count, total = outcome["unexpected_count"], outcome["element_count"]
+        examples = [_plain(v) for v in outcome.get("partial_unexpected_list", [])[:5]]
+        return f"{head} failed: {count} of {total} rows ({100 * count / max(total, 1):.1f}%), e.g. {examples}"
+    if "observed_value" in outcome:
+        return f"{head} failed: observed {_plain(outcome['observed_value'])}"
+    return f"{head} failed"
+
+
+def _exception_message(info: dict) -> str | None:
+    # GX puts the error at the top level, or (for a metric that failed to resolve, e.g. a missing
+    # column) one level down, keyed by metric id.
+    if info.get("raised_exception"):
+        return info.get("exception_message")
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return value.get("exception_message")
+    return None
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _json_safe(value: Any) -> Any:
+    # GX leaves +/-inf and NaN floats in its result; spell them as strings so the report is strict JSON.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a reader never sees a half-written report.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

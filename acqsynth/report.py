@@ -1,0 +1,84 @@
+"""The run's report: a markdown summary of every stage's metrics and a PNG of the GRPO reward curve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from acqsynth import artifacts
+from acqsynth.config import PipelineConfig
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def plot_reward_curve(curve: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, reward_axis = plt.subplots(figsize=(7, 4))
+    reward_axis.plot(curve["step"], curve["mean_reward"], marker="o", label="mean reward")
+    reward_axis.set_xlabel("GRPO step")
+    reward_axis.set_ylabel("reward")
+    rate_axis = reward_axis.twinx()
+    rate_axis.plot(curve["step"], curve["verified_rate"], color="tab:green", linestyle="--", label="verified rate")
+    rate_axis.set_ylabel("verified rate")
+    rate_axis.set_ylim(0, 1)
+    figure.legend(loc="upper left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = artifacts.staging_path(path)
+    figure.savefig(staged, format="png", dpi=100)
+    plt.close(figure)
+    artifacts.promote(staged, path)
+
+
+def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]]) -> str:
+    build, policy, evaluation = metrics["build_models"], metrics["policy_update"], metrics["evaluate"]
+    in_domain, forgetting = evaluation["in_domain"], evaluation["forgetting"]
+    lines = [
+        f"# acqsynth run: profile `{config.profile}`",
+        "",
+        "| quantity | value |",
+        "|---|---|",
+        f"| base generator parse rate | {_pct(build['base_generator_parse_rate'])} |",
+        f"| base generator verified rate | {_pct(build['base_generator_verified_rate'])} |",
+        f"| GRPO mean reward, first -> last step | {policy['first_step_mean_reward']:.3f} -> "
+        f"{policy['last_step_mean_reward']:.3f} |",
+        f"| trained generator parse rate | {_pct(metrics['generate']['parse_rate'])} |",
+        f"| verified rate (kept / generated) | {_pct(metrics['verify']['verified_rate'])} "
+        f"({metrics['verify']['n_verified']} / {metrics['verify']['n_checked']}) |",
+        f"| student in-domain accuracy, before -> after | {_pct(in_domain['before_accuracy'])} -> "
+        f"{_pct(in_domain['after_accuracy'])} (n = {in_domain['n']}) |",
+        f"| forgetting ({forgetting['skill']}), before -> after | {_pct(forgetting['before_accuracy'])} -> "
+        f"{_pct(forgetting['after_accuracy'])} (n = {forgetting['n']}) |",
+        "",
+        "## Rejected samples by reason",
+        "",
+        "| reason | count |",
+        "|---|---|",
+        *[f"| {reason} | {count} |" for reason, count in metrics["verify"]["rejected_by_reason"].items()],
+        "",
+        "## Stage wall times",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+        *[f"| {stage} | {stage_metrics['seconds']:.1f} |" for stage, stage_metrics in metrics.items()],
+        "",
+        "![GRPO reward per step](policy_rewards.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(config: PipelineConfig, metrics: dict[str, dict[str, Any]], curve: pd.DataFrame,
+                 markdown_path: Path, plot_path: Path) -> str:
+    plot_reward_curve(curve, plot_path)
+    markdown = summary_markdown(config, metrics)
+    artifacts.atomic_write_text(markdown_path, markdown)
+    return markdown

@@ -1,0 +1,60 @@
+"""Prefect flows: the whole pipeline as one flow run, and one stage as its own flow run (what dvc.yaml calls)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from acqsynth.config import Layout, load_config
+from tasks import stages as stage_tasks
+
+
+def run_stage_task(stage_task, config, root: str) -> dict[str, Any]:
+    """Run a stage task; a cached result counts only while its outputs on disk are still the ones it recorded."""
+    result = stage_task(config, root)
+    if result["outputs"] != stage_tasks.output_hashes(Path(root), stage_task.name):
+        result = stage_task.with_options(refresh_cache=True)(config, root)
+    return result
+
+
+def record_in_dvc(root: Path) -> None:
+    """Write what the flow produced into dvc.lock, so that `dvc status` agrees the workspace is up to date."""
+    if not (root / ".dvc").is_dir():
+        return
+    subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"], cwd=root, check=True)
+
+
+def publish_report(root: Path) -> None:
+    report = Layout(root).report
+    if report.is_file():
+        create_markdown_artifact(report.read_text(encoding="utf-8"), key="acqsynth-report",
+                                 description="Summary of the pipeline run")
+
+
+@flow(name="acqsynth-pipeline")
+def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
+    """Every stage in order, each cached on its inputs; then dvc.lock records the result."""
+    config = load_config(Path(root) / params_path)
+    logger = get_run_logger()
+    results = {}
+    for stage_task in stage_tasks.PIPELINE:
+        results[stage_task.name] = run_stage_task(stage_task, config, root)
+        logger.info("%s: %s", stage_task.name, results[stage_task.name]["metrics"])
+    publish_report(Path(root))
+    record_in_dvc(Path(root))
+    return {name: result["metrics"] for name, result in results.items()}
+
+
+@flow(name="acqsynth-stage", flow_run_name="{name}")
+def stage(name: str, params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
+    config = load_config(Path(root) / params_path)
+    stage_task = next(t for t in stage_tasks.PIPELINE if t.name == name)
+    result = run_stage_task(stage_task, config, root)
+    if name == "report":
+        publish_report(Path(root))
+    return result["metrics"]

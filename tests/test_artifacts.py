@@ -1,0 +1,59 @@
+import pandas as pd
+import pytest
+
+from acqsynth import artifacts
+
+
+def test_write_table_round_trip_and_missing_columns(tmp_path):
+    path = tmp_path / "t.parquet"
+    artifacts.write_table(path, pd.DataFrame({"id": ["a"], "x": [1]}))
+    assert artifacts.read_table(path, ["id", "x"])["x"].tolist() == [1]
+    with pytest.raises(artifacts.ArtifactError, match=r"t.parquet: missing columns \['question'\]"):
+        artifacts.read_table(path, ["id", "question"])
+
+
+def test_truncated_table_names_the_file(tmp_path):
+    path = tmp_path / "t.parquet"
+    artifacts.write_table(path, pd.DataFrame({"id": ["a"] * 100}))
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(artifacts.ArtifactError, match="t.parquet: not a readable parquet table"):
+        artifacts.read_table(path)
+    with pytest.raises(artifacts.ArtifactError, match="not found"):
+        artifacts.read_table(tmp_path / "absent.parquet")
+
+
+def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    artifacts.write_json(path, {"a": 1})
+
+    def broken_replace(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifacts.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        artifacts.write_json(path, {"a": 2})
+    assert artifacts.read_json(path) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_promote_directory_replaces_the_old_version(tmp_path):
+    final = tmp_path / "model"
+    final.mkdir()
+    (final / "old.bin").write_text("old")
+    staged = artifacts.staging_path(final)
+    staged.mkdir()
+    (staged / "new.bin").write_text("new")
+    artifacts.promote(staged, final)
+    assert [p.name for p in final.iterdir()] == ["new.bin"]
+    assert not staged.exists()
+
+
+def test_content_hash_changes_with_content_and_names(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a").write_text("1")
+    first = artifacts.content_hash(folder)
+    (folder / "a").write_text("2")
+    second = artifacts.content_hash(folder)
+    (folder / "a").rename(folder / "b")
+    assert len({first, second, artifacts.content_hash(folder)}) == 3

@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acqsynth.config import ConfigError, PROFILES, load_config, profile_params, resolve, write_params
+
+
+def test_every_profile_is_valid_and_round_trips(tmp_path):
+    for profile in PROFILES:
+        path = tmp_path / f"{profile}.yaml"
+        write_params(path, profile_params(profile))
+        assert load_config(path).profile == profile
+
+
+def test_committed_params_yaml_is_valid():
+    config = load_config(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert config.profile in PROFILES
+
+
+def test_overrides_lay_over_the_profile():
+    config = resolve({"profile": "smoke", "finetune": {"learning_rate": 1e-3}})
+    assert config.finetune.learning_rate == 1e-3
+    assert config.prepare.n_seed == PROFILES["smoke"]["prepare"]["n_seed"]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"finetune": {"learning_rat": 1e-3}}, "finetune.learning_rat: unknown key"),
+        ({"prepare": {"n_seed": -3}}, "prepare.n_seed: Input should be greater than or equal to 1"),
+        ({"generate": {"n_samples": "many"}}, "generate.n_samples: Input should be a valid integer"),
+        ({"policy_update": {"num_generations": 1}}, "policy_update.num_generations"),
+        ({"prepare": {"source": "./no/such/file.jsonl"}}, "prepare.source: expected 'procedural'"),
+        ({"build_models": {"student": "/no/such/model"}}, "build_models.student: expected 'tiny'"),
+        ({"profile": "huge"}, "profile: expected one of"),
+        ({"prepare": {"difficulty": {"min_steps": 3, "max_steps": 2}}}, "max_steps (2) must be >= min_steps (3)"),
+        ({"policy_update": {"reward": {"confidence_clip": [0.5, 2]}}}, "confidence_clip"),
+    ],
+)
+def test_bad_values_name_the_key(values, expected):
+    with pytest.raises(ConfigError) as error:
+        resolve(values, "params.yaml")
+    assert expected in str(error.value)
+    assert str(error.value).startswith("params.yaml")
+
+
+def test_existing_local_paths_and_hub_ids_are_accepted(tmp_path):
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text("")
+    assert resolve({"prepare": {"source": str(data)}}).prepare.source == str(data)
+    assert resolve({"prepare": {"source": "openai/gsm8k"}}).prepare.source == "openai/gsm8k"
+
+
+def test_malformed_yaml_names_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("prepare: [unclosed\n")
+    with pytest.raises(ConfigError, match=str(path)):
+        load_config(path)
+    path.write_text(yaml.safe_dump(["a", "list"]))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,76 @@
+"""Real `dvc repro` of the smoke profile in a temporary git repository: a full run, a no-op rerun, a finetune
+parameter change that reruns only finetune and what follows, and `acqsynth run` leaving `dvc status` clean."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acqsynth.config import profile_params, write_params
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def _run(args, cwd):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    env.pop("PREFECT_HOME", None)
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def _dvc(*args, cwd):
+    return _run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dvc_repo")
+    for name in ("acqsynth", "tasks", "flows"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
+        shutil.copy(REPO / name, root / name)
+    write_params(root / "params.yaml", profile_params("smoke"))
+    _run(["git", "init", "-q"], root)
+    _dvc("init", "-q", cwd=root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
+    return root
+
+
+def _ran(output):
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
+    first = _dvc("repro", cwd=repo)
+    assert _ran(first) == {"prepare", "build_models", "policy_update", "generate", "verify", "acquisition_score",
+                           "finetune", "evaluate", "report"}
+    assert (repo / "reports" / "summary.md").is_file()
+
+    second = _dvc("repro", cwd=repo)
+    assert _ran(second) == set()
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["finetune"]["learning_rate"] = params["finetune"]["learning_rate"] / 2
+    write_params(repo / "params.yaml", params)
+    third = _dvc("repro", cwd=repo)
+    assert _ran(third) == {"finetune", "evaluate", "report"}
+    assert "up to date" in _dvc("status", cwd=repo)
+
+
+def test_pipeline_flow_leaves_dvc_status_clean(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["evaluate"]["batch_size"] = params["evaluate"]["batch_size"] + 1
+    write_params(repo / "params.yaml", params)
+    assert "evaluate" in _dvc("status", cwd=repo)
+    _run(["acqsynth", "run"], repo)
+    assert "up to date" in _dvc("status", cwd=repo)

@@ -1,0 +1,74 @@
+"""A real Prefect flow run of the smoke profile, and a second run that reuses every stage's cached result."""
+
+import shutil
+
+import pytest
+
+from acqsynth.config import Layout, profile_params, write_params
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def _workspace(root):
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "acqsynth", root / "acqsynth", ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(root / "params.yaml", profile_params("smoke"))
+
+
+def _output_mtimes(root):
+    return {p: p.stat().st_mtime_ns for p in (root / "data").rglob("*") if p.is_file()} | {
+        p: p.stat().st_mtime_ns for p in (root / "models").rglob("*") if p.is_file()}
+
+
+def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    from flows.pipeline import pipeline
+
+    _workspace(tmp_path)
+    state = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
+    assert state.is_completed(), state.message
+    first = state.result()
+    assert set(first) == {"prepare", "build_models", "policy_update", "generate", "verify", "acquisition_score",
+                          "finetune", "evaluate", "report"}
+    assert Layout(tmp_path).report.is_file()
+    written = _output_mtimes(tmp_path)
+
+    second = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
+    assert second.is_completed()
+    assert second.result() == first  # every stage's cached result
+    assert _output_mtimes(tmp_path) == written  # and nothing was rewritten
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs()
+    assert sum(run.state.name == "Cached" for run in runs) >= len(first)
+
+
+def test_a_changed_output_is_not_trusted_to_the_cache(prefect_server, tmp_path):
+    """Deleting an artifact makes its stage run again even though its inputs are unchanged."""
+    from flows.pipeline import pipeline
+
+    _workspace(tmp_path)
+    assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
+    generated = Layout(tmp_path).generated
+    generated.unlink()
+    assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
+    assert generated.is_file()
+
+
+def test_bad_params_fail_before_any_work(prefect_server, tmp_path):
+    from acqsynth.config import ConfigError
+    from flows.pipeline import pipeline
+
+    _workspace(tmp_path)
+    (tmp_path / "params.yaml").write_text("profile: smoke\nfinetune: {epochs: -1}\n")
+    with pytest.raises(ConfigError, match="finetune.epochs"):
+        pipeline(params_path="params.yaml", root=str(tmp_path))
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,221 @@
+"""Quality gates: real Great Expectations validations on small frames."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from acqsynth.quality import (
+    GateFailed,
+    examples_expectations,
+    gate,
+    generated_expectations,
+    metrics_expectations,
+    rollouts_expectations,
+    scored_expectations,
+    validate_frame,
+    verified_expectations,
+)
+
+R_MIN, R_MAX = 0.0, 10.0
+
+
+def examples_frame(n: int = 4) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [f"ex-{i}" for i in range(n)],
+            "domain": ["math"] * n,
+            "skill": ["add"] * n,
+            "question": [f"What is {i} + 1?" for i in range(n)],
+            "reasoning": [f"{i} + 1 = <<{i}+1={i + 1}>>{i + 1}" for i in range(n)],
+            "answer": [str(i + 1) for i in range(n)],
+            "source": ["procedural"] * n,
+        }
+    )
+
+
+def rollouts_frame(n: int = 40) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "step": [i // 4 for i in range(n)],
+            "prompt_id": [f"p-{i // 4}" for i in range(n)],
+            "completion": ["<question>q</question>"] * n,
+            "parsed": [i % 2 == 0 for i in range(n)],
+            "verified": [i % 4 == 0 for i in range(n)],
+            "format_reward": [float(i % 2 == 0) for i in range(n)],
+            "acquisition_reward": np.linspace(R_MIN, R_MAX, n),
+            "reward": np.linspace(R_MIN, R_MAX + 1.0, n),
+        }
+    )
+
+
+def generated_frame() -> pd.DataFrame:
+    parsed = [True, True, True, False]
+    return pd.DataFrame(
+        {
+            "id": ["g-0", "g-1", "g-2", "g-3"],
+            "seed_id": ["ex-0", "ex-1", "ex-2", "ex-3"],
+            "generator": ["tiny-gen"] * 4,
+            "completion": ["<question>q</question>..."] * 3 + ["garbled"],
+            "parsed": parsed,
+            "question": [q if p else None for q, p in zip(["1+1?", "2+2?", "3+3?", "x"], parsed)],
+            "reasoning": [r if p else None for r, p in zip(["1+1=2", "2+2=4", "3+3=7", "x"], parsed)],
+            "answer": [a if p else None for a, p in zip(["2", "4", "7", "x"], parsed)],
+        }
+    )
+
+
+def verified_frame() -> pd.DataFrame:
+    df = generated_frame()
+    df["verified"] = [True, True, False, False]
+    df["reason"] = ["", "", "answer mismatch: expected 6", "not parsed"]
+    return df
+
+
+def scored_frame() -> pd.DataFrame:
+    df = verified_frame()
+    df["confidence"] = [1.5, 2.0, 9.5, 0.0]
+    df["acquisition_score"] = [0.3, -1.2, 4.0, 0.0]
+    return df
+
+
+def metrics_frame() -> pd.DataFrame:
+    return pd.DataFrame({"in_domain_accuracy": [0.42], "forget_accuracy": [0.9], "n_eval": [50]})
+
+
+SUITES: dict[str, tuple[Callable[[], pd.DataFrame], Callable[[pd.DataFrame], list]]] = {
+    "examples": (examples_frame, lambda df: examples_expectations()),
+    "rollouts": (rollouts_frame, lambda df: rollouts_expectations(R_MIN, R_MAX)),
+    "generated": (generated_frame, lambda df: generated_expectations(min_parse_rate=0.5)),
+    "verified": (verified_frame, lambda df: verified_expectations(min_verified_rate=0.5)),
+    "scored": (scored_frame, lambda df: scored_expectations(R_MIN, R_MAX)),
+    "metrics": (metrics_frame, lambda df: metrics_expectations(df.columns)),
+}
+
+
+def run_suite(kind: str, mutate: Callable[[pd.DataFrame], pd.DataFrame] = lambda df: df):
+    make, expectations = SUITES[kind]
+    df = mutate(make())
+    return validate_frame(df, expectations(df), kind)
+
+
+def test_timing_first_and_later_validation():
+    df = examples_frame(200)
+    start = time.perf_counter()
+    assert validate_frame(df, examples_expectations(), "timing").success
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    assert validate_frame(df, examples_expectations(), "timing").success
+    later = time.perf_counter() - start
+    print(f"\nGX validation of 200 rows: first {first:.3f}s (creates the context), later {later:.3f}s")
+
+
+@pytest.mark.parametrize("kind", sorted(SUITES))
+def test_good_frames_pass(kind):
+    report = run_suite(kind)
+    assert report.success, report.failures
+    assert report.failures == []
+    assert report.result_json["success"] is True
+
+
+@pytest.mark.parametrize("dtype", ["str", "string", "string[pyarrow]", object])
+def test_string_dtypes_pass(dtype):
+    df = examples_frame().astype(dtype)
+    assert validate_frame(df, examples_expectations(), "examples").success
+
+
+def test_parquet_round_trip_passes(tmp_path):
+    for kind in ("examples", "verified"):
+        make, expectations = SUITES[kind]
+        make().to_parquet(tmp_path / f"{kind}.parquet")
+        df = pd.read_parquet(tmp_path / f"{kind}.parquet")
+        report = validate_frame(df, expectations(df), kind)
+        assert report.success, report.failures
+
+
+def _set(column: str, row: int, value):
+    def mutate(df: pd.DataFrame) -> pd.DataFrame:
+        if isinstance(df[column].dtype, pd.StringDtype):  # so it can hold a non-str value
+            df[column] = df[column].astype(object)
+        df.loc[row, column] = value
+        return df
+
+    return mutate
+
+
+FAILURES = {
+    "duplicate id": ("examples", _set("id", 1, "ex-0"), "id"),
+    "null question": ("examples", _set("question", 2, None), "question"),
+    "empty question": ("examples", _set("question", 2, ""), "question"),
+    "int in str column": ("examples", _set("skill", 0, 7), "skill"),
+    "int column for str": ("examples", lambda df: df.assign(answer=range(len(df))), "answer"),
+    "missing column": ("verified", lambda df: df.drop(columns="reason"), "reason"),
+    "no rows": ("examples", lambda df: df.iloc[:0], "table"),
+    "parse rate below floor": ("generated", lambda df: df.assign(parsed=[True, False, False, False]), "parsed"),
+    "parsed row without answer": ("generated", _set("answer", 0, None), "answer"),
+    "verified rate below floor": ("verified", lambda df: df.assign(verified=[True, False, False, False]), "verified"),
+    "verified row with reason": ("verified", _set("reason", 0, "oops"), "reason"),
+    "rejected row without reason": ("verified", _set("reason", 2, ""), "reason"),
+    "verified row without answer": ("verified", _set("answer", 1, None), "answer"),
+    "reward +inf": ("rollouts", _set("acquisition_reward", 3, np.inf), "acquisition_reward"),
+    "reward NaN": ("rollouts", _set("reward", 5, np.nan), "reward"),
+    "reward out of range": ("rollouts", _set("acquisition_reward", 7, R_MAX + 0.5), "acquisition_reward"),
+    "negative step": ("rollouts", _set("step", 0, -1), "step"),
+    "score -inf": ("scored", _set("acquisition_score", 1, -np.inf), "acquisition_score"),
+    "confidence NaN": ("scored", _set("confidence", 0, np.nan), "confidence"),
+    "duplicate scored id": ("scored", _set("id", 3, "g-0"), "id"),
+    "accuracy 1.2": ("metrics", lambda df: df.assign(in_domain_accuracy=[1.2]), "in_domain_accuracy"),
+    "accuracy null": ("metrics", lambda df: df.assign(forget_accuracy=[np.nan]), "forget_accuracy"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_bad_frames_fail_naming_the_column(case):
+    kind, mutate, column = FAILURES[case]
+    report = run_suite(kind, mutate)
+    assert not report.success
+    assert any(line.startswith(f"{column}: ") for line in report.failures), report.failures
+
+
+def test_failure_line_is_readable():
+    def mutate(df):
+        df.loc[3, "acquisition_reward"] = np.inf
+        df.loc[4, "acquisition_reward"] = -1.0
+        return df
+
+    report = run_suite("rollouts", mutate)
+    assert report.failures == [
+        "acquisition_reward: expect_column_values_to_be_between(min=0.0, max=10.0) failed: "
+        "2 of 40 rows (5.0%), e.g. [inf, -1.0]"
+    ]
+
+
+def test_gate_writes_report_and_passes(tmp_path):
+    report = gate(examples_frame(), examples_expectations(), "seed", tmp_path / "seed.parquet", tmp_path / "reports")
+    assert report.success
+    written = json.loads((tmp_path / "reports" / "seed.json").read_text())
+    assert written["success"] is True
+    assert [p.name for p in (tmp_path / "reports").iterdir()] == ["seed.json"]
+
+
+def test_gate_writes_report_and_raises(tmp_path):
+    df = rollouts_frame()
+    df.loc[0, "reward"] = np.inf
+    report_dir = tmp_path / "reports"
+    with pytest.raises(GateFailed) as excinfo:
+        gate(df, rollouts_expectations(R_MIN, R_MAX), "rollouts", tmp_path / "rollouts.parquet", report_dir)
+    message = str(excinfo.value)
+    assert message.startswith(f"quality gate 'rollouts' failed for {tmp_path / 'rollouts.parquet'}:\n  reward: ")
+    assert str(report_dir / "rollouts.json") in message
+
+    def reject(token: str):
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    written = json.loads((report_dir / "rollouts.json").read_text(), parse_constant=reject)
+    assert written["success"] is False

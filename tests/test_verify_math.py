@@ -1,0 +1,184 @@
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from acqsynth.domains.math import MathDifficulty, generate_arithmetic_drills, generate_word_problems, load_gsm8k
+from acqsynth.verify.math import MathVerdict, check_annotations, evaluate_expression, verify_math_sample
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+GSM8K = SHARED / "gsm8k"
+
+REASONING = "Tom has 5 + 3 = <<5+3=8>>8 apples.\nHe gives away 2, so he has 8 - 2 = <<8-2=6>>6 apples."
+
+
+# --- the safe evaluator ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("5+3", Fraction(8)),
+        ("48/2", Fraction(24)),
+        ("12/60", Fraction(1, 5)),
+        ("0.2*50", Fraction(10)),
+        ("0.1+0.2", Fraction(3, 10)),
+        ("100-50-30-15", Fraction(5)),
+        ("(3+4)*2", Fraction(14)),
+        ("-5+2", Fraction(-3)),
+        ("7//2", Fraction(3)),
+        ("7%3", Fraction(1)),
+        ("2**10", Fraction(1024)),
+        ("2**-1", Fraction(1, 2)),
+        ("05+1", Fraction(6)),
+        ("10.05*2", Fraction(201, 10)),
+        (" 3 * 4 ", Fraction(12)),
+    ],
+)
+def test_evaluate_expression(expression, value):
+    assert evaluate_expression(expression) == value
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("__import__('os')", "Call is not allowed"),
+        ("__import__('os').system('true')", "is not allowed"),
+        ("x + 1", "name 'x' is not allowed"),
+        ("os", "name 'os' is not allowed"),
+        ("(1).real", "Attribute is not allowed"),
+        ("'a' * 3", "only numbers are allowed"),
+        ("True + 1", "only numbers are allowed"),
+        ("1j * 2", "only numbers are allowed"),
+        ("lambda: 1", "Lambda is not allowed"),
+        ("[1, 2]", "List is not allowed"),
+        ("1 < 2", "Compare is not allowed"),
+        ("1 << 2", "operator LShift is not allowed"),
+        ("2 ** 1000", "exponent must be a whole number of at most 64"),
+        ("9 ** 64 ** 2", "exponent must be a whole number"),
+        ("2 ** 0.5", "exponent must be a whole number"),
+        ("1 / 0", "division by zero"),
+        ("1 % (2 - 2)", "division by zero"),
+        ("0 ** -1", "division by zero"),
+        ("1 +", "not an arithmetic expression"),
+        ("1; 2", "not an arithmetic expression"),
+        ("1" * 201, "longer than 200"),
+    ],
+)
+def test_evaluate_expression_refuses_anything_but_arithmetic(expression, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("*", r"\*")):
+        evaluate_expression(expression)
+
+
+# --- annotation checks -----------------------------------------------------------------------------------------
+
+
+def test_check_annotations():
+    checks = check_annotations(REASONING + " <<2+2=5>> <<100/3=33.33>> <<7*x=7>> <<1+1>> <<2*3=six>>")
+    assert [(c.expression, c.claimed, c.ok, c.rounded) for c in checks] == [
+        ("5+3", "8", True, False),
+        ("8-2", "6", True, False),
+        ("2+2", "5", False, False),
+        ("100/3", "33.33", True, True),
+        ("7*x", "7", False, False),
+        ("1+1", "", False, False),
+        ("2*3", "six", False, False),
+    ]
+    assert checks[0].computed == 8 and checks[0].error == ""
+    assert checks[2].computed == 4 and checks[2].error == "computes 4, not 5"
+    assert checks[3].computed == Fraction(100, 3)
+    assert checks[4].computed is None and "name 'x'" in checks[4].error
+    assert checks[5].error == "no '=' in annotation"
+    assert checks[6].error == "claimed value 'six' is not a number"
+    assert check_annotations("no annotations here") == []
+
+
+@pytest.mark.parametrize(
+    ("annotation", "rounded", "ok"),
+    [
+        ("<<100/3=33>>", True, True),
+        ("<<2/3=0.67>>", True, True),
+        ("<<2/3=0.66>>", False, False),  # truncation is not rounding
+        ("<<7/2=3.5>>", False, True),
+        ("<<1/8=0.13>>", True, True),
+        ("<<10/4=3>>", True, True),  # a tie rounds either way
+        ("<<10/4=4>>", False, False),
+    ],
+)
+def test_rounding_is_accepted_and_flagged(annotation, rounded, ok):
+    (check,) = check_annotations(annotation)
+    assert (check.ok, check.rounded) == (ok, rounded)
+
+
+# --- sample verdicts -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "reasoning", "answer", "reason"),
+    [
+        ("Tom has 5 apples...", REASONING, "6", ""),
+        ("Tom has 5 apples...", REASONING, "6.0", ""),
+        ("   ", REASONING, "6", "empty question"),
+        ("Tom has 5 <answer>6</answer>", REASONING, "6", "question contains answer markup"),
+        ("How many? #### 6", REASONING, "6", "question contains answer markup"),
+        ("How many? <<5+3=8>>", REASONING, "6", "question contains answer markup"),
+        ("How many?", REASONING, "six", "answer not numeric: 'six'"),
+        ("How many?", "Tom has 8 apples, then 6.", "6", "no calculator annotation"),
+        ("How many?", REASONING.replace("=6>>", "=7>>"), "7", "annotation wrong: <<8-2=7>> computes 6"),
+        ("How many?", "<<6*y=6>>", "6", "annotation wrong: <<6*y=6>> computes nothing (name 'y' is not allowed)"),
+        ("How many?", REASONING, "8", "answer 8 differs from last computed value 6"),
+        ("How many?", "<<10/3=3.33>>", "3.33", ""),
+        ("How many?", "<<1/3=0.33>>", "0.5", "answer 0.5 differs from last computed value 1/3"),
+    ],
+)
+def test_verify_math_sample_reasons(question, reasoning, answer, reason):
+    assert verify_math_sample(question, reasoning, answer) == MathVerdict(verified=reason == "", reason=reason)
+
+
+DIFFICULTIES = [
+    MathDifficulty(),
+    MathDifficulty(min_steps=1, max_steps=1, min_value=1, max_value=100, operations=("+", "-")),
+    MathDifficulty(min_steps=2, max_steps=4, min_value=2, max_value=12, operations=("+", "-", "*", "/")),
+    MathDifficulty(min_steps=3, max_steps=5, min_value=3, max_value=30, operations=("*", "/", "-")),
+    MathDifficulty(min_steps=1, max_steps=2, min_value=1, max_value=20, operations=("/",)),
+    MathDifficulty(min_steps=6, max_steps=8, min_value=1, max_value=9, operations=("+", "-", "*", "/")),
+]
+
+
+@pytest.mark.parametrize("generate", [generate_word_problems, generate_arithmetic_drills])
+@pytest.mark.parametrize("difficulty", DIFFICULTIES, ids=str)
+def test_every_generated_problem_verifies(generate, difficulty):
+    problems = generate(150, difficulty, seed=42)
+    rejected = [(p, verify_math_sample(p.question, p.reasoning, p.answer)) for p in problems]
+    rejected = [(p.question, v.reason) for p, v in rejected if not v.verified]
+    assert rejected == []
+
+
+def test_tampered_generated_problem_is_rejected():
+    problem = generate_word_problems(1, MathDifficulty(min_steps=2, max_steps=2), seed=0)[0]
+    wrong_answer = str(int(problem.answer) + 1)
+    verdict = verify_math_sample(problem.question, problem.reasoning, wrong_answer)
+    assert verdict.reason == f"answer {wrong_answer} differs from last computed value {problem.answer}"
+
+
+# --- real GSM8K ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not GSM8K.is_dir(), reason="../shared/datasets/gsm8k is absent")
+def test_real_gsm8k_annotations_are_right_up_to_a_counted_few():
+    records = load_gsm8k(str(GSM8K), split="train") + load_gsm8k(str(GSM8K), split="test")
+    checks = [(problem.id, check) for problem in records for check in check_annotations(problem.reasoning)]
+    wrong = [(pid, c.markup, c.error) for pid, c in checks if not c.ok]
+    rounded = [(pid, c.markup) for pid, c in checks if c.rounded]
+    without_annotation = [p.id for p in records if "<<" not in p.reasoning]
+    # Real solutions often end on a step written without a calculator annotation, so the sample rule rejects some.
+    verified = sum(verify_math_sample(p.question, p.reasoning, p.answer).verified for p in records)
+    print(
+        f"GSM8K: {len(records)} records, {len(checks)} annotations, {len(wrong)} wrong, {len(rounded)} rounded, "
+        f"{len(without_annotation)} records without annotation, {verified} pass verify_math_sample"
+    )
+    assert len(records) == 7473 + 1319
+    assert len(checks) > 3 * len(records)
+    assert len(wrong) + len(rounded) < 0.02 * len(checks), f"wrong: {wrong[:10]}; rounded: {rounded[:10]}"
+    assert len(without_annotation) < 0.02 * len(records), without_annotation[:10]
+    assert verified > 0.9 * len(records)
