@@ -142,7 +142,7 @@ class RewardConfig(_Strict):
 class PolicyUpdateConfig(_Strict):
     """GRPO on the generator (TRL GRPOTrainer)."""
 
-    max_steps: int = Field(30, ge=1)
+    max_steps: int = Field(60, ge=1)
     prompts_per_step: int = Field(8, ge=1)
     num_generations: int = Field(4, ge=2, description="group size; GRPO needs at least 2 per prompt")
     learning_rate: float = Field(5e-5, gt=0)
@@ -200,18 +200,20 @@ class PipelineConfig(_Strict):
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {},
     "smoke": {
-        "prepare": {"n_seed": 16, "n_eval": 24, "n_pool": 16, "n_pretrain": 400, "n_forget": 16},
+        # Small numbers and one step, so that even a model pre-trained for seconds writes some verified samples.
+        "prepare": {"n_seed": 16, "n_eval": 24, "n_pool": 16, "n_pretrain": 400, "n_forget": 16,
+                    "difficulty": {"max_steps": 1, "max_value": 9}},
         "build_models": {
             "vocab_size": 400,
             "probe_samples": 8,
-            "probe_max_new_tokens": 48,
+            "probe_max_new_tokens": 64,
             "max_length": 320,
             "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
-            "student_pretrain": {"steps": 150, "batch_size": 16},
-            "generator_pretrain": {"steps": 60, "batch_size": 8},
+            "student_pretrain": {"steps": 400, "batch_size": 16},
+            "generator_pretrain": {"steps": 300, "batch_size": 8},
         },
-        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 48},
-        "generate": {"n_samples": 16, "batch_size": 8, "max_new_tokens": 48, "min_parse_rate": 0.0},
+        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 64},
+        "generate": {"n_samples": 32, "batch_size": 16, "max_new_tokens": 64, "min_parse_rate": 0.0},
         "verify": {"min_verified_rate": 0.0},
         "acquisition_score": {"max_new_tokens": 24},
         "finetune": {"epochs": 1.0, "batch_size": 8},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -313,7 +314,7 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     _gate(checked, gates.verified_expectations(config.verify.min_verified_rate), "verify", layout.verified, layout)
     artifacts.write_table(layout.verified, kept)
     artifacts.write_table(rejected_path, rejected)
-    reason_kinds = Counter(reason.split(":")[0] for reason in rejected["reason"])
+    reason_kinds = Counter(re.sub(r"-?\d+", "N", reason.split(":")[0]) for reason in rejected["reason"])
     metrics = {"n_checked": len(checked), "n_verified": len(kept), "verified_rate": len(kept) / len(checked),
                "rejected_by_reason": dict(reason_kinds.most_common())}
     return _write_metrics(layout, "verify", metrics, started)

@@ -39,6 +39,12 @@ def output_hashes(root: Path, stage: str) -> dict[str, str | None]:
     return _hashes(root, stage_spec(root, stage)["outs"])
 
 
+def _param(values: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        values = values[part]
+    return values
+
+
 def stage_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     config: PipelineConfig = parameters["config"]
     root = Path(parameters["root"])
@@ -48,7 +54,7 @@ def stage_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     key = {
         "stage": stage,
         "version": context.task.version,
-        "params": {name: values[name] for name in spec["params"]},
+        "params": {name: _param(values, name) for name in spec["params"]},
         "deps": _hashes(root, spec["deps"]),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import math
-import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterable
@@ -27,6 +24,8 @@ from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations.row_conditions import Column, deserialize_row_condition
+
+from acqsynth.artifacts import write_json
 
 # Type names as GX's pandas backend resolves them. For a typed column GX compares the column dtype
 # (np.dtype("int") is int64, "Int64Dtype" is pandas' nullable int); for an object column it checks each
@@ -223,7 +222,7 @@ def gate(
     """Validate `df` (the artifact at `path`), write the report to `report_dir/<name>.json`, raise if it failed."""
     report = validate_frame(df, expectations, name)
     report_path = Path(report_dir) / f"{name}.json"
-    _write_json(report_path, report.result_json)
+    write_json(report_path, _json_safe(report.result_json))
     if not report.success:
         lines = "\n".join(f"  {line}" for line in report.failures)
         raise GateFailed(f"quality gate '{name}' failed for {path}:\n{lines}\nfull report: {report_path}")
@@ -282,15 +281,3 @@ def _json_safe(value: Any) -> Any:
         return [_json_safe(v) for v in value]
     return value
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so a reader never sees a half-written report.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
