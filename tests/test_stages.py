@@ -60,8 +60,8 @@ def test_rollouts_reward_matches_verification(smoke_workspace):
     assert len(rollouts) == expected_rows
     failed = rollouts[~rollouts["verified"]]
     assert (failed["acquisition_reward"] == reward.failed_verification).all()
-    assert (rollouts["reward"] - rollouts["acquisition_reward"]
-            == pytest.approx(reward.format_weight * rollouts["format_reward"])).all()
+    format_term = (rollouts["reward"] - rollouts["acquisition_reward"]).to_numpy()
+    assert format_term == pytest.approx(reward.format_weight * rollouts["format_reward"].to_numpy())
 
 
 def test_evaluation_metrics_are_accuracies(smoke_workspace):
