@@ -122,20 +122,25 @@ class BuildModelsConfig(_Strict):
         return _check_source(value, TINY, "model directory")
 
 
-class RewardConfig(_Strict):
-    """The GRPO reward: acquisition on the student, zero-ish for failed verification, plus a small format term."""
+REWARD_NAMES = ("confidence", "proximity", "diversity", "gradient_magnitude", "answer_variance")
+RewardName = Literal["confidence", "proximity", "diversity", "gradient_magnitude", "answer_variance"]
 
-    acquisition: Literal["confidence"] = "confidence"
-    confidence_clip: tuple[float, float] = (1.0, 10.0)
+
+class RewardConfig(_Strict):
+    """The GRPO reward of a verified sample: a weighted sum of acquisition rewards on the student, each normalised
+    over the batch; a failed sample gets `failed_verification`. Every sample adds `format_weight` x its graded
+    format score."""
+
+    weights: dict[RewardName, float] = Field(default_factory=lambda: {"confidence": 1.0})
+    normalisation: Literal["none", "minmax", "zscore", "rank"] = "none"
     format_weight: float = Field(0.1, ge=0, le=1)
     failed_verification: float = 0.0
 
-    @field_validator("confidence_clip")
+    @field_validator("weights")
     @classmethod
-    def _clip_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not (1.0 <= low < high):
-            raise ValueError(f"expected [low, high] with 1 <= low < high (1 / margin is >= 1), got {list(value)}")
+    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        if not any(weight != 0 for weight in value.values()):
+            raise ValueError(f"expected at least one non-zero weight among {list(REWARD_NAMES)}, got {value}")
         return value
 
 
@@ -165,8 +170,24 @@ class VerifyConfig(_Strict):
 
 
 class AcquisitionScoreConfig(_Strict):
-    batch_size: int = Field(64, ge=1)
-    max_new_tokens: int = Field(96, ge=4)
+    """How each acquisition reward is computed on the student; GRPO and the acquisition_score stage share it."""
+
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(384, ge=16, description="prompt + answer tokens read by confidence and gradient")
+    confidence_clip: tuple[float, float] = (1.0, 10.0)
+    embedder: Literal["minilm", "student"] = "minilm"
+    proximity_clusters: int = Field(8, ge=1)
+    answer_variance_samples: int = Field(4, ge=2)
+    answer_variance_temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(96, ge=4, description="length of the student's sampled answers (answer variance)")
+
+    @field_validator("confidence_clip")
+    @classmethod
+    def _clip_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (1.0 <= low < high):
+            raise ValueError(f"expected [low, high] with 1 <= low < high (1 / margin is >= 1), got {list(value)}")
+        return value
 
 
 class FinetuneConfig(_Strict):
@@ -215,7 +236,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 64},
         "generate": {"n_samples": 32, "batch_size": 16, "max_new_tokens": 64, "min_parse_rate": 0.0},
         "verify": {"min_verified_rate": 0.0},
-        "acquisition_score": {"max_new_tokens": 24},
+        "acquisition_score": {"max_new_tokens": 24, "proximity_clusters": 4},
         "finetune": {"epochs": 1.0, "batch_size": 8},
         "evaluate": {"max_new_tokens": 24},
     },
@@ -301,6 +322,10 @@ class Layout:
     @property
     def base_student(self) -> Path:
         return self.base_models / "student"
+
+    @property
+    def centroids(self) -> Path:
+        return self.root / "data" / "seed_centroids.npz"
 
     @property
     def policy(self) -> Path:

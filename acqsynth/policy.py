@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from acqsynth.acquisition.confidence import confidence_scores
+from acqsynth.acquisition.combine import combine, combined_bounds
+from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
 from acqsynth.models.loading import LoadedModel
 from acqsynth.verify.samples import check_sample
@@ -26,55 +27,48 @@ class RolloutReward:
     reward: float
 
 
-def reward_bounds(config: RewardConfig) -> tuple[float, float]:
-    """The range every `acquisition_reward` lies in, failed verification included."""
-    low, high = config.confidence_clip
-    return min(low, config.failed_verification), max(high, config.failed_verification)
+def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tuple[float | None, float | None]:
+    """The range every `acquisition_reward` lies in (None: unbounded), failed verification included."""
+    low, high = combined_bounds(reward.weights, reward.normalisation, reward_ranges(scoring))
+    fail = reward.failed_verification
+    return (None if low is None else min(low, fail)), (None if high is None else max(high, fail))
 
 
-def rollout_rewards(
-    completions: list[str],
-    student: LoadedModel,
-    reward: RewardConfig,
-    scoring: AcquisitionScoreConfig,
-) -> list[RolloutReward]:
-    """Reward of each completion. Only verified samples are shown to the student (the costly part)."""
+def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig) -> list[RolloutReward]:
+    """Reward of each completion of one generation batch. Only verified samples are scored on the student (the
+    costly part), and normalisation runs over them."""
     checks = [check_sample(text) for text in completions]
-    verified_questions = [check.question for check in checks if check.verified]
-    scores = iter(
-        confidence_scores(student, verified_questions, reward.confidence_clip, scoring.max_new_tokens,
-                          scoring.batch_size)
-        if verified_questions
-        else []
-    )
+    verified = [check for check in checks if check.verified]
+    names = [name for name, weight in reward.weights.items() if weight]
+    raw = scorer.scores([c.question for c in verified], [c.reasoning for c in verified],
+                        [c.answer for c in verified], names)
+    acquisition = iter(combine(raw, reward.weights, reward.normalisation) if verified else [])
     rewards = []
     for check in checks:
-        acquisition = next(scores).reward if check.verified else reward.failed_verification
-        rewards.append(
-            RolloutReward(
-                parsed=check.parsed,
-                verified=check.verified,
-                reason=check.reason,
-                format_reward=check.format_score,
-                acquisition_reward=acquisition,
-                reward=acquisition + reward.format_weight * check.format_score,
-            )
-        )
+        value = float(next(acquisition)) if check.verified else reward.failed_verification
+        rewards.append(RolloutReward(
+            parsed=check.parsed,
+            verified=check.verified,
+            reason=check.reason,
+            format_reward=check.format_score,
+            acquisition_reward=value,
+            reward=value + reward.format_weight * check.format_score,
+        ))
     return rewards
 
 
 class AcquisitionReward:
     """The reward function handed to GRPOTrainer; it keeps every rollout it scored.
 
-    TRL calls it with the whole generation batch of this process. Under several processes each process sees only
-    its own slice, so batch-level rewards would differ by process layout: this class refuses to run distributed."""
+    TRL calls it with the whole generation batch of this process. Under several processes each process would see
+    only its own slice, and batch-level rewards (normalisation, diversity) would then depend on the process
+    layout: this class refuses to run distributed rather than give different rewards for the same samples."""
 
     __name__ = "acquisition_reward"
 
-    def __init__(self, student: LoadedModel, reward: RewardConfig, scoring: AcquisitionScoreConfig) -> None:
-        self.student = student
+    def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig) -> None:
+        self.scorer = scorer
         self.reward = reward
-        self.scoring = scoring
         self.rollouts: list[dict[str, Any]] = []
 
     def __call__(self, prompts: list[str], completions: list[str], prompt_id: list[str], trainer_state: Any,
@@ -84,7 +78,7 @@ class AcquisitionReward:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
-        rewards = rollout_rewards(completions, self.student, self.reward, self.scoring)
+        rewards = rollout_rewards(completions, self.scorer, self.reward)
         for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True):
             self.rollouts.append({"step": int(trainer_state.global_step), "prompt_id": pid,
                                   "completion": completion, **asdict(reward)})
@@ -93,10 +87,9 @@ class AcquisitionReward:
 
 def train_generator(
     generator: LoadedModel,
-    student: LoadedModel,
+    scorer: AcquisitionScorer,
     prompts: pd.DataFrame,
     config: PolicyUpdateConfig,
-    scoring: AcquisitionScoreConfig,
     output_dir: Path,
     seed: int,
 ) -> pd.DataFrame:
@@ -125,7 +118,7 @@ def train_generator(
         gradient_checkpointing=False,
         disable_tqdm=False,
     )
-    reward = AcquisitionReward(student, config.reward, scoring)
+    reward = AcquisitionReward(scorer, config.reward)
     generator.model.train()
     trainer = GRPOTrainer(
         model=generator.model,

@@ -58,6 +58,16 @@ def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]])
         f"| forgetting ({forgetting['skill']}), before -> after | {_pct(forgetting['before_accuracy'])} -> "
         f"{_pct(forgetting['after_accuracy'])} (n = {forgetting['n']}) |",
         "",
+        "## Acquisition rewards of the verified samples (mean, on the base student)",
+        "",
+        "| reward | mean |",
+        "|---|---|",
+        *[f"| {key.removeprefix('mean_')} | {value:.4g} |" for key, value in metrics["acquisition_score"].items()
+          if key.startswith("mean_") and value is not None],
+        "",
+        f"GRPO reward: {dict(config.policy_update.reward.weights)} with `{config.policy_update.reward.normalisation}` "
+        "normalisation over each batch.",
+        "",
         "## Rejected samples by reason",
         "",
         "| reason | count |",

@@ -1,7 +1,8 @@
 """The pipeline's stages, one plain function each: read the inputs from the layout, compute, write every output to a
 staging path, validate it with its quality gate, and only then promote it over the previous good version.
 
-prepare -> build_models -> policy_update -> generate -> verify -> acquisition_score -> finetune -> evaluate -> report
+prepare -> build_models -> seed_centroids -> policy_update -> generate -> verify -> acquisition_score -> finetune
+-> evaluate -> report
 Each returns the metrics it wrote (also saved as metrics/<stage>.json).
 """
 
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from acqsynth import artifacts
@@ -25,7 +27,7 @@ from acqsynth.quality import gates
 
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "source"]
 SPLITS = ("seed", "eval", "pool", "pretrain", "forget")
-STAGES = ("prepare", "build_models", "policy_update", "generate", "verify", "acquisition_score", "finetune",
+STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score", "finetune",
           "evaluate", "report")
 
 
@@ -223,6 +225,42 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "build_models", metrics, started)
 
 
+# -- seed_centroids -------------------------------------------------------------------------------------------------
+
+def _embedding_student(config: PipelineConfig, layout: Layout):
+    """The student, when it is also the embedder; the default embedder (MiniLM) needs none."""
+    return _load(layout.base_student) if config.acquisition_score.embedder == "student" else None
+
+
+def seed_centroids(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    """k-means centroids of the embeddings of the whole seed questions, for the proximity reward; stored with the
+    seed set's content hash so that stale centroids are never used."""
+    from acqsynth.acquisition.embeddings import embedder
+    from acqsynth.acquisition.proximity import proximity_rewards, save_centroids
+    from acqsynth.acquisition.proximity import seed_centroids as kmeans_centroids
+
+    started = time.perf_counter()
+    cfg = config.acquisition_score
+    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    embeddings = embedder(cfg.embedder, _embedding_student(config, layout)).embed(list(seeds["question"]))
+    centroids = kmeans_centroids(embeddings, cfg.proximity_clusters, config.seed)
+    save_centroids(layout.centroids, centroids, artifacts.content_hash(layout.split("seed")))
+    metrics = {"n_seeds": len(seeds), "n_centroids": int(len(centroids)), "embedder": cfg.embedder,
+               "mean_seed_proximity": float(proximity_rewards(embeddings, centroids).mean())}
+    return _write_metrics(layout, "seed_centroids", metrics, started)
+
+
+def _scorer(config: PipelineConfig, layout: Layout, student, seeds: pd.DataFrame):
+    """An acquisition scorer with the seed centroids loaded and the diversity archive started from the seeds."""
+    from acqsynth.acquisition.proximity import load_centroids
+    from acqsynth.acquisition.scoring import AcquisitionScorer
+
+    centroids = load_centroids(layout.centroids, artifacts.content_hash(layout.split("seed")))
+    scorer = AcquisitionScorer(student, config.acquisition_score, centroids=centroids)
+    scorer.start_archive(list(seeds["question"]))
+    return scorer
+
+
 # -- policy_update --------------------------------------------------------------------------------------------------
 
 def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
@@ -233,13 +271,12 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     _seed_everything(config.seed)
     seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
     generator = _load(layout.base_generator)
-    student = _load(layout.base_student)
+    scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
     with _staged(layout.policy) as staged_model:
-        rollouts = train_generator(generator, student, prompts, cfg, config.acquisition_score, staged_model,
-                                   config.seed)
+        rollouts = train_generator(generator, scorer, prompts, cfg, staged_model, config.seed)
         artifacts.discard(staged_model / "trainer")
-        low, high = reward_bounds(cfg.reward)
+        low, high = reward_bounds(cfg.reward, config.acquisition_score)
         _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
                            layout.rollouts, layout)
     curve = reward_curve(rollouts)
@@ -323,26 +360,38 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 # -- acquisition_score ----------------------------------------------------------------------------------------------
 
 def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from acqsynth.acquisition.confidence import confidence_scores
-    from acqsynth.policy import reward_bounds
+    """All five acquisition rewards of every verified sample (for analysis and the selection baselines), and the
+    configured combination as `acquisition_score`. Diversity is the gain against the seeds and the samples before
+    it, batch by batch, in dataset order."""
+    from rich.progress import Progress
+
+    from acqsynth.acquisition.combine import combine
+    from acqsynth.acquisition.scoring import reward_ranges
+    from acqsynth.config import REWARD_NAMES
 
     started = time.perf_counter()
     cfg = config.acquisition_score
     reward = config.policy_update.reward
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
-    student = _load(layout.base_student)
-    scores = confidence_scores(student, list(verified["question"]), reward.confidence_clip, cfg.max_new_tokens,
-                               cfg.batch_size, "acquisition score")
-    scored = verified.assign(
-        confidence=[s.reward for s in scores],
-        mean_margin=[s.mean_margin for s in scores],
-        student_answer=[s.student_answer for s in scores],
-        acquisition_score=[s.reward for s in scores],
-    )
-    low, high = reward_bounds(reward)
-    _write_gated_table(scored, gates.scored_expectations(low, high), "acquisition_score", layout.scored, layout)
+    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    scorer = _scorer(config, layout, _load(layout.base_student), seeds)
+    columns: dict[str, list[float]] = {name: [] for name in REWARD_NAMES}
+    with Progress() as progress:
+        task = progress.add_task("acquisition score", total=len(verified))
+        for start in range(0, len(verified), cfg.batch_size):
+            chunk = verified.iloc[start : start + cfg.batch_size]
+            scores = scorer.scores(list(chunk["question"]), list(chunk["reasoning"]), list(chunk["answer"]),
+                                   REWARD_NAMES)
+            for name in REWARD_NAMES:
+                columns[name].extend(scores[name].tolist())
+            progress.update(task, advance=len(chunk))
+    raw = {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+    combined = combine(raw, reward.weights, reward.normalisation) if len(verified) else np.zeros(0)
+    scored = verified.assign(**raw, acquisition_score=combined)
+    _write_gated_table(scored, gates.scored_expectations(reward_ranges(cfg)), "acquisition_score", layout.scored,
+                       layout)
     metrics = {"n_scored": len(scored),
-               "mean_confidence_reward": float(scored["confidence"].mean()) if len(scored) else None}
+               **{f"mean_{name}": float(raw[name].mean()) if len(scored) else None for name in REWARD_NAMES}}
     return _write_metrics(layout, "acquisition_score", metrics, started)
 
 

@@ -100,6 +100,7 @@ def _stage_task(stage: str):
 
 prepare = _stage_task("prepare")
 build_models = _stage_task("build_models")
+seed_centroids = _stage_task("seed_centroids")
 policy_update = _stage_task("policy_update")
 generate = _stage_task("generate")
 verify = _stage_task("verify")
@@ -108,4 +109,4 @@ finetune = _stage_task("finetune")
 evaluate = _stage_task("evaluate")
 report = _stage_task("report")
 
-PIPELINE = (prepare, build_models, policy_update, generate, verify, acquisition_score, finetune, evaluate, report)
+PIPELINE = (prepare, build_models, seed_centroids, policy_update, generate, verify, acquisition_score, finetune, evaluate, report)

@@ -35,7 +35,9 @@ def test_overrides_lay_over_the_profile():
         ({"build_models": {"student": "/no/such/model"}}, "build_models.student: expected 'tiny'"),
         ({"profile": "huge"}, "profile: expected one of"),
         ({"prepare": {"difficulty": {"min_steps": 3, "max_steps": 2}}}, "max_steps (2) must be >= min_steps (3)"),
-        ({"policy_update": {"reward": {"confidence_clip": [0.5, 2]}}}, "confidence_clip"),
+        ({"acquisition_score": {"confidence_clip": [0.5, 2]}}, "acquisition_score.confidence_clip"),
+        ({"policy_update": {"reward": {"weights": {"novelty": 1.0}}}}, "policy_update.reward.weights.novelty"),
+        ({"policy_update": {"reward": {"weights": {"confidence": 0.0}}}}, "at least one non-zero weight"),
     ],
 )
 def test_bad_values_name_the_key(values, expected):

@@ -52,7 +52,7 @@ def _ran(output):
 
 def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
     first = _dvc("repro", cwd=repo)
-    assert _ran(first) == {"prepare", "build_models", "policy_update", "generate", "verify", "acquisition_score",
+    assert _ran(first) == {"prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
                            "finetune", "evaluate", "report"}
     assert (repo / "reports" / "summary.md").is_file()
 

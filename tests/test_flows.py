@@ -36,7 +36,7 @@ def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
     state = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     first = state.result()
-    assert set(first) == {"prepare", "build_models", "policy_update", "generate", "verify", "acquisition_score",
+    assert set(first) == {"prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
                           "finetune", "evaluate", "report"}
     assert Layout(tmp_path).report.is_file()
     written = _output_mtimes(tmp_path)

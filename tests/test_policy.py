@@ -4,16 +4,15 @@ import pytest
 import torch
 
 from acqsynth.acquisition.confidence import reward_from_margins
-from acqsynth.config import Layout, RewardConfig
+from acqsynth.config import AcquisitionScoreConfig, Layout, RewardConfig
 from acqsynth.generation.transformers_backend import _token_margins
 from acqsynth.policy import reward_bounds, reward_curve
 
 
-def test_certain_student_gets_the_minimum_confidence_reward():
-    assert reward_from_margins([1.0, 1.0, 1.0], (1.0, 10.0)) == 1.0
-    assert reward_from_margins([0.5, 0.5], (1.0, 10.0)) == pytest.approx(2.0)
-    assert reward_from_margins([0.0, 0.0], (1.0, 10.0)) == 10.0
-    assert reward_from_margins([], (1.0, 10.0)) == 10.0
+def test_reward_from_margins_is_clipped_inverse():
+    assert reward_from_margins(1.0, (1.0, 10.0)) == 1.0
+    assert reward_from_margins(0.5, (1.0, 10.0)) == pytest.approx(2.0)
+    assert reward_from_margins(0.0, (1.0, 10.0)) == 10.0
 
 
 def test_token_margins_are_top1_minus_top2_probabilities():
@@ -23,8 +22,13 @@ def test_token_margins_are_top1_minus_top2_probabilities():
 
 
 def test_reward_bounds_cover_failed_verification():
-    assert reward_bounds(RewardConfig(failed_verification=0.0)) == (0.0, 10.0)
-    assert reward_bounds(RewardConfig(confidence_clip=(1.0, 4.0), failed_verification=-1.0)) == (-1.0, 4.0)
+    scoring = AcquisitionScoreConfig(confidence_clip=(1.0, 4.0))
+    assert reward_bounds(RewardConfig(failed_verification=0.0), scoring) == (0.0, 4.0)
+    assert reward_bounds(RewardConfig(failed_verification=-1.0), scoring) == (-1.0, 4.0)
+    minmax = RewardConfig(weights={"confidence": 1.0, "diversity": 0.5}, normalisation="minmax")
+    assert reward_bounds(minmax, scoring) == (0.0, 1.5)
+    unbounded = RewardConfig(weights={"gradient_magnitude": 1.0})
+    assert reward_bounds(unbounded, scoring) == (0.0, None)
 
 
 def test_reward_curve_per_step():

@@ -81,6 +81,7 @@ def verified_frame() -> pd.DataFrame:
 def scored_frame() -> pd.DataFrame:
     df = verified_frame()
     df["confidence"] = [1.5, 2.0, 9.5, 0.0]
+    df["gradient_magnitude"] = [0.5, 3.0, 120.0, 0.0]
     df["acquisition_score"] = [0.3, -1.2, 4.0, 0.0]
     return df
 
@@ -89,12 +90,14 @@ def metrics_frame() -> pd.DataFrame:
     return pd.DataFrame({"in_domain_accuracy": [0.42], "forget_accuracy": [0.9], "n_eval": [50]})
 
 
+SCORE_RANGES = {"confidence": (R_MIN, R_MAX), "gradient_magnitude": (0.0, None)}
+
 SUITES: dict[str, tuple[Callable[[], pd.DataFrame], Callable[[pd.DataFrame], list]]] = {
     "examples": (examples_frame, lambda df: examples_expectations()),
     "rollouts": (rollouts_frame, lambda df: rollouts_expectations(R_MIN, R_MAX)),
     "generated": (generated_frame, lambda df: generated_expectations(min_parse_rate=0.5)),
     "verified": (verified_frame, lambda df: verified_expectations(min_verified_rate=0.5)),
-    "scored": (scored_frame, lambda df: scored_expectations(R_MIN, R_MAX)),
+    "scored": (scored_frame, lambda df: scored_expectations(SCORE_RANGES)),
     "metrics": (metrics_frame, lambda df: metrics_expectations(df.columns)),
 }
 
@@ -169,6 +172,8 @@ FAILURES = {
     "negative step": ("rollouts", _set("step", 0, -1), "step"),
     "score -inf": ("scored", _set("acquisition_score", 1, -np.inf), "acquisition_score"),
     "confidence NaN": ("scored", _set("confidence", 0, np.nan), "confidence"),
+    "gradient +inf": ("scored", _set("gradient_magnitude", 2, np.inf), "gradient_magnitude"),
+    "gradient negative": ("scored", _set("gradient_magnitude", 1, -0.5), "gradient_magnitude"),
     "duplicate scored id": ("scored", _set("id", 3, "g-0"), "id"),
     "accuracy 1.2": ("metrics", lambda df: df.assign(in_domain_accuracy=[1.2]), "in_domain_accuracy"),
     "accuracy null": ("metrics", lambda df: df.assign(forget_accuracy=[np.nan]), "forget_accuracy"),
@@ -191,8 +196,10 @@ def test_failure_line_is_readable():
 
     report = run_suite("rollouts", mutate)
     assert report.failures == [
+        "acquisition_reward: expect_column_values_to_not_be_in_set(value_set=[inf, -inf]) failed: "
+        "1 of 40 rows (2.5%), e.g. [inf]",
         "acquisition_reward: expect_column_values_to_be_between(min=0.0, max=10.0) failed: "
-        "2 of 40 rows (5.0%), e.g. [inf, -1.0]"
+        "2 of 40 rows (5.0%), e.g. [inf, -1.0]",
     ]
 
 

@@ -47,8 +47,13 @@ def test_rows_carry_provenance_and_verification(smoke_workspace):
         assert parse_sample(row.completion).ok
     scored = artifacts.read_table(layout.scored)
     assert list(scored["id"]) == list(verified["id"])
-    low, high = load_config(smoke_workspace / "params.yaml").policy_update.reward.confidence_clip
+    config = load_config(smoke_workspace / "params.yaml")
+    low, high = config.acquisition_score.confidence_clip
     assert scored["confidence"].between(low, high).all()
+    assert scored["answer_variance"].between(1 / config.acquisition_score.answer_variance_samples, 1).all()
+    assert (scored["gradient_magnitude"] > 0).all()
+    assert scored["proximity"].between(-1, 1).all()
+    assert (scored["diversity"] >= 0).all()
 
 
 def test_rollouts_reward_matches_verification(smoke_workspace):

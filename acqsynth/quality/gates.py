@@ -11,7 +11,7 @@ import functools
 import math
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,11 @@ def _column(name: str, types: list[str], *, nullable: bool = False) -> list[gxe.
 
 def _finite_float(name: str, low: float | None = None, high: float | None = None) -> list[gxe.Expectation]:
     # GX counts NaN as missing and skips it in value checks, so not-null (from `_column`) is what rejects
-    # NaN; the between-check, or without bounds the not-in-set check, rejects +/-inf.
-    if low is None and high is None:
-        finite = gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])
-    else:
-        finite = gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high)
-    return [*_column(name, FLOAT_TYPES), finite]
+    # NaN; the not-in-set check rejects +/-inf (a between-check with one open side lets infinity through).
+    checks = [*_column(name, FLOAT_TYPES), gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])]
+    if low is not None or high is not None:
+        checks.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high))
+    return checks
 
 
 def _generated_rows() -> list[gxe.Expectation]:
@@ -124,8 +123,9 @@ def examples_expectations() -> list[gxe.Expectation]:
     return checks
 
 
-def rollouts_expectations(reward_min: float, reward_max: float) -> list[gxe.Expectation]:
-    """GRPO rollout logs; `reward` is the acquisition reward plus a format reward in [0, 1]."""
+def rollouts_expectations(reward_min: float | None, reward_max: float | None) -> list[gxe.Expectation]:
+    """GRPO rollout logs; `reward` is the acquisition reward plus a format reward in [0, 1]. A bound of None
+    means unbounded on that side (the values must still be finite)."""
     return [
         *_column("step", INT_TYPES),
         gxe.ExpectColumnValuesToBeBetween(column="step", min_value=0),
@@ -135,7 +135,7 @@ def rollouts_expectations(reward_min: float, reward_max: float) -> list[gxe.Expe
         *_column("verified", BOOL_TYPES),
         *_finite_float("format_reward", 0.0, 1.0),
         *_finite_float("acquisition_reward", reward_min, reward_max),
-        *_finite_float("reward", reward_min, reward_max + 1.0),
+        *_finite_float("reward", reward_min, None if reward_max is None else reward_max + 1.0),
     ]
 
 
@@ -156,10 +156,12 @@ def verified_expectations(min_verified_rate: float) -> list[gxe.Expectation]:
     ]
 
 
-def scored_expectations(reward_min: float, reward_max: float) -> list[gxe.Expectation]:
+def scored_expectations(ranges: Mapping[str, tuple[float | None, float | None]]) -> list[gxe.Expectation]:
+    """Verified rows with one finite score column per acquisition reward, each within its range (None: unbounded
+    on that side), and the combined `acquisition_score`."""
     return [
         *_verified_rows(),
-        *_finite_float("confidence", reward_min, reward_max),
+        *[check for name, (low, high) in ranges.items() for check in _finite_float(name, low, high)],
         *_finite_float("acquisition_score"),
     ]
 

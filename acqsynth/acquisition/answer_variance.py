@@ -1,0 +1,51 @@
+"""Answer variance reward: the student answers the question k times (sampling); reward = number of distinct answer
+clusters / k. k identical answers give 1/k; k different ones give 1. Verifiable answers are clustered by their
+normalised value; free text by embedding clustering (HDBSCAN, as the method does)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from acqsynth.generation.transformers_backend import generate
+from acqsynth.models.loading import LoadedModel
+
+
+def clusters_by_value(answers: Sequence[str | None], canonical: Callable[[str], object | None]) -> int:
+    """Distinct canonical values; an answer with no extractable value is a cluster of its own."""
+    values, unreadable = set(), 0
+    for answer in answers:
+        value = canonical(answer) if answer is not None else None
+        if value is None:
+            unreadable += 1
+        else:
+            values.add(value)
+    return len(values) + unreadable
+
+
+def clusters_by_embedding(embeddings: np.ndarray, min_cluster_size: int = 2) -> int:
+    """HDBSCAN clusters of unit-normalised embeddings; each noise point counts as a cluster of its own."""
+    from sklearn.cluster import HDBSCAN
+
+    if len(embeddings) < min_cluster_size:
+        return len(embeddings)
+    labels = HDBSCAN(min_cluster_size=min_cluster_size, metric="euclidean", copy=True).fit_predict(embeddings)
+    return len(set(labels[labels >= 0])) + int((labels < 0).sum())
+
+
+def sample_answers(student: LoadedModel, prompts: Sequence[str], k: int, temperature: float, max_new_tokens: int,
+                   batch_size: int) -> list[list[str]]:
+    """k sampled completions per prompt, grouped by prompt."""
+    repeated = [prompt for prompt in prompts for _ in range(k)]
+    texts = [g.text for g in generate(student.model, student.tokenizer, repeated, max_new_tokens, temperature,
+                                      batch_size)]
+    return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def answer_variance_rewards(student: LoadedModel, prompts: Sequence[str], extract: Callable[[str], str | None],
+                            canonical: Callable[[str], object | None], k: int, temperature: float,
+                            max_new_tokens: int, batch_size: int) -> np.ndarray:
+    groups = sample_answers(student, prompts, k, temperature, max_new_tokens, batch_size)
+    return np.array([clusters_by_value([extract(text) for text in group], canonical) / k for group in groups],
+                    dtype=np.float64)
