@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from acqsynth.acquisition import gradient_magnitude as gm  # noqa: E402
-from acqsynth.acquisition.gradient_magnitude import gradient_norms, gradient_norms_naive  # noqa: E402
-from acqsynth.acquisition.student_batch import encode_answers  # noqa: E402
-from acqsynth.config import TinyModelConfig  # noqa: E402
-from acqsynth.domains.math import (  # noqa: E402
+from acqsynth.acquisition import gradient_magnitude as gm
+from acqsynth.acquisition.gradient_magnitude import gradient_norms, gradient_norms_naive
+from acqsynth.acquisition.student_batch import encode_answers
+from acqsynth.config import TinyModelConfig
+from acqsynth.domains.math import (
     MathDifficulty,
     generate_word_problems,
     student_completion,
     student_prompt,
 )
-from acqsynth.models.loading import LoadedModel  # noqa: E402
-from acqsynth.models.tiny import build_llama, train_tokenizer  # noqa: E402
+from acqsynth.models.loading import LoadedModel
+from acqsynth.models.tiny import build_llama, train_tokenizer
 
 RTOL = 1e-4
 MAX_LENGTH = 384
@@ -189,22 +185,3 @@ def test_bfloat16_model(student, samples):
     model = copy.deepcopy(student.model).to(torch.bfloat16)
     other = LoadedModel(model=model, tokenizer=student.tokenizer, name="bf16")
     assert_close(gradient_norms(other, *samples, batch_size=6), gradient_norms_naive(other, *samples), rtol=5e-2)
-
-
-def test_measure_speed_at_batch_32(student, problems):
-    """Printed, not asserted (run with -s): median of 3 runs, 32 samples, one thread (the machine is shared)."""
-    prompts, answers = [p for p, _ in problems[:32]], [a for _, a in problems[:32]]
-
-    def median_time(fn):
-        fn()
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    vectorised = median_time(lambda: gradient_norms(student, prompts, answers, batch_size=32))
-    naive = median_time(lambda: gradient_norms_naive(student, prompts, answers))
-    print(f"\ngradient_norms (batch 32): {vectorised * 1e3:.1f} ms; naive: {naive * 1e3:.1f} ms; "
-          f"speed-up {naive / vectorised:.2f}x")
