@@ -27,8 +27,8 @@ from acqsynth.quality import gates
 
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "source"]
 SPLITS = ("seed", "eval", "pool", "pretrain", "forget")
-STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score", "finetune",
-          "evaluate", "report")
+STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
+          "finetune", "evaluate", "report")
 
 
 @contextmanager

@@ -109,4 +109,5 @@ finetune = _stage_task("finetune")
 evaluate = _stage_task("evaluate")
 report = _stage_task("report")
 
-PIPELINE = (prepare, build_models, seed_centroids, policy_update, generate, verify, acquisition_score, finetune, evaluate, report)
+PIPELINE = (prepare, build_models, seed_centroids, policy_update, generate, verify, acquisition_score, finetune,
+            evaluate, report)

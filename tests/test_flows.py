@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from acqsynth.stages import STAGES
 from acqsynth.config import Layout, profile_params, write_params
 from tests.conftest import REPO
 
@@ -36,8 +37,7 @@ def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
     state = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     first = state.result()
-    assert set(first) == {"prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
-                          "finetune", "evaluate", "report"}
+    assert set(first) == set(STAGES)
     assert Layout(tmp_path).report.is_file()
     written = _output_mtimes(tmp_path)
 

@@ -321,9 +321,12 @@ def test_format_and_parse_round_trip():
         ("<reasoning>R</reasoning><question>Q</question><answer>5</answer>", "tags out of order"),
         ("<question>Q</question><reasoning>R</reasoning><answer>5</answer> and more", "text after </answer>"),
         ("Sure! <question>Q</question><reasoning>R</reasoning><answer>5</answer>", "text before <question>"),
-        ("<question>Q</question>x<reasoning>R</reasoning><answer>5</answer>", "text between </question> and <reasoning>"),
-        ("<question>Q</question><reasoning>R</reasoning>x<answer>5</answer>", "text between </reasoning> and <answer>"),
-        ("<question>Q</question><question>Q</question><reasoning>R</reasoning><answer>5</answer>", "more than one <question>"),
+        ("<question>Q</question>x<reasoning>R</reasoning><answer>5</answer>",
+         "text between </question> and <reasoning>"),
+        ("<question>Q</question><reasoning>R</reasoning>x<answer>5</answer>",
+         "text between </reasoning> and <answer>"),
+        ("<question>Q</question><question>Q</question><reasoning>R</reasoning><answer>5</answer>",
+         "more than one <question>"),
     ],
 )
 def test_parse_errors_are_named(text, error):

@@ -390,7 +390,6 @@ def gradient_norms(student: LoadedModel, prompts: Sequence[str], answers: Sequen
                    max_length: int = 384) -> list[float]:
     """Each sample's gradient norm, at most `batch_size` samples per forward pass (samples of similar lengths
     together, so little is spent on padding; the result does not depend on the grouping)."""
-    import torch
 
     _check_inputs(prompts, answers)
     if batch_size < 1:

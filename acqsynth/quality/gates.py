@@ -68,7 +68,8 @@ def _column(name: str, types: list[str], *, nullable: bool = False) -> list[gxe.
 def _finite_float(name: str, low: float | None = None, high: float | None = None) -> list[gxe.Expectation]:
     # GX counts NaN as missing and skips it in value checks, so not-null (from `_column`) is what rejects
     # NaN; the not-in-set check rejects +/-inf (a between-check with one open side lets infinity through).
-    checks = [*_column(name, FLOAT_TYPES), gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])]
+    checks = [*_column(name, FLOAT_TYPES),
+              gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])]
     if low is not None or high is not None:
         checks.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high))
     return checks
