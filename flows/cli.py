@@ -88,3 +88,46 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))],
     from flows.pipeline import stage as stage_flow
 
     stage_flow(name=name, params_path=str(params), root=".")
+
+
+PIPELINE_ENTRYPOINT = "flows/pipeline.py:pipeline"
+
+
+@app.command()
+def serve(deployments: Annotated[Path, typer.Option(help="Prefect deployments file")] = Path("prefect.yaml")) -> None:
+    """Serve the deployments of prefect.yaml from this checkout (needs a running Prefect server)."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail(ValueError("acqsynth serve needs a running Prefect server: start one with `acqsynth server` and set "
+                         "PREFECT_API_URL=http://127.0.0.1:4200/api"))
+    from prefect import serve as prefect_serve
+    from prefect.client.schemas.schedules import CronSchedule
+
+    from flows.pipeline import pipeline
+
+    specs = (yaml.safe_load(deployments.read_text(encoding="utf-8")) or {}).get("deployments") or []
+    if not specs:
+        _fail(ValueError(f"{deployments}: no deployments listed under 'deployments'"))
+    served = []
+    for index, spec in enumerate(specs):
+        if spec.get("entrypoint") != PIPELINE_ENTRYPOINT:
+            _fail(ValueError(f"{deployments}: deployments[{index}].entrypoint: expected {PIPELINE_ENTRYPOINT!r}, "
+                             f"got {spec.get('entrypoint')!r}"))
+        schedules = [CronSchedule(cron=s["cron"], timezone=s.get("timezone", "UTC"))
+                     for s in spec.get("schedules", [])]
+        served.append(pipeline.to_deployment(name=spec["name"], description=spec.get("description"),
+                                             parameters=spec.get("parameters", {}), schedules=schedules))
+    prefect_serve(*served)
+
+
+@app.command()
+def server(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4200) -> None:
+    """Start a local Prefect server (its database in the project's .prefect/); stop it with Ctrl-C."""
+    import os
+    import sys
+
+    typer.echo(f"Prefect UI and API on http://127.0.0.1:{port}; in another shell:\n"
+               f"  export PREFECT_API_URL=http://127.0.0.1:{port}/api && acqsynth serve")
+    os.execvp(sys.executable, [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)])

@@ -74,3 +74,22 @@ def test_pipeline_flow_leaves_dvc_status_clean(repo):
     assert "evaluate" in _dvc("status", cwd=repo)
     _run(["acqsynth", "run"], repo)
     assert "up to date" in _dvc("status", cwd=repo)
+
+
+def test_push_then_pull_in_a_fresh_clone_restores_every_artifact(repo, tmp_path):
+    from acqsynth.artifacts import content_hash
+
+    _dvc("remote", "add", "-f", "-d", "store", str(tmp_path / "remote"), cwd=repo)
+    _dvc("push", cwd=repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models").exists()
+    _dvc("pull", cwd=clone)
+    outs = [out for stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].values()
+            for entry in stage["outs"] for out in entry]
+    assert "models/base" in outs and "data/scored.parquet" in outs
+    for out in outs:
+        assert content_hash(clone / out) == content_hash(repo / out), out
+    assert "up to date" in _dvc("status", cwd=clone)

@@ -1,11 +1,13 @@
-"""A real Prefect flow run of the smoke profile, and a second run that reuses every stage's cached result."""
+"""A real Prefect flow run of the smoke profile; a second run that reuses every stage's cached result; a parameter
+change that reruns exactly the stages downstream of it, as `dvc repro` does."""
 
 import shutil
 
 import pytest
+import yaml
 
-from acqsynth.stages import STAGES
 from acqsynth.config import Layout, profile_params, write_params
+from acqsynth.stages import STAGES
 from tests.conftest import REPO
 
 
@@ -28,9 +30,19 @@ def _output_mtimes(root):
         p: p.stat().st_mtime_ns for p in (root / "models").rglob("*") if p.is_file()}
 
 
-def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
+def _executed_stages(flow_state) -> set[str]:
+    """The stages whose task really ran (not served from the cache) in one flow run."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    flow_run_id = flow_state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    assert {run.name.rsplit("-", 1)[0] for run in runs} == set(STAGES)
+    return {run.name.rsplit("-", 1)[0] for run in runs if run.state.name != "Cached"}
+
+
+def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
     from flows.pipeline import pipeline
 
     _workspace(tmp_path)
@@ -43,12 +55,16 @@ def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
 
     second = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
     assert second.is_completed()
+    assert _executed_stages(second) == set()
     assert second.result() == first  # every stage's cached result
     assert _output_mtimes(tmp_path) == written  # and nothing was rewritten
 
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs()
-    assert sum(run.state.name == "Cached" for run in runs) >= len(first)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["finetune"]["learning_rate"] /= 2
+    write_params(tmp_path / "params.yaml", params)
+    third = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
+    assert third.is_completed()
+    assert _executed_stages(third) == {"finetune", "evaluate", "report"}
 
 
 def test_a_changed_output_is_not_trusted_to_the_cache(prefect_server, tmp_path):
