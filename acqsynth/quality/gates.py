@@ -10,6 +10,7 @@ import copy
 import functools
 import math
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -222,10 +223,13 @@ def validate_frame(df: pd.DataFrame, expectations: list[gxe.Expectation], name: 
 def gate(
     df: pd.DataFrame, expectations: list[gxe.Expectation], name: str, path: Path, report_dir: Path
 ) -> GateReport:
-    """Validate `df` (the artifact at `path`), write the report to `report_dir/<name>.json`, raise if it failed."""
+    """Validate `df` (the artifact at `path`), write the report to `report_dir/<name>.json` (GX's result plus the
+    validation's wall time, `acqsynth_seconds`), raise if it failed."""
+    started = time.perf_counter()
     report = validate_frame(df, expectations, name)
     report_path = Path(report_dir) / f"{name}.json"
-    write_json(report_path, _json_safe(report.result_json))
+    write_json(report_path, {**_json_safe(report.result_json),
+                             "acqsynth_seconds": round(time.perf_counter() - started, 4)})
     if not report.success:
         lines = "\n".join(f"  {line}" for line in report.failures)
         raise GateFailed(f"quality gate '{name}' failed for {path}:\n{lines}\nfull report: {report_path}")
