@@ -88,3 +88,29 @@ def test_bad_params_fail_before_any_work(prefect_server, tmp_path):
     with pytest.raises(ConfigError, match="finetune.epochs"):
         pipeline(params_path="params.yaml", root=str(tmp_path))
     assert not (tmp_path / "data").exists()
+
+
+def test_failed_gate_fails_the_run_keeps_the_last_good_artifact_and_links_the_report(prefect_server, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from acqsynth.artifacts import content_hash
+    from acqsynth.quality.gates import GateFailed
+    from flows.pipeline import pipeline
+
+    _workspace(tmp_path)
+    assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
+    layout = Layout(tmp_path)
+    good = content_hash(layout.generated)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["generate"]["min_parse_rate"] = 1.0  # the smoke generator parses well below that
+    write_params(tmp_path / "params.yaml", params)
+    with pytest.raises(GateFailed, match="quality gate 'generate' failed for .*generated.parquet"):
+        pipeline(params_path="params.yaml", root=str(tmp_path))
+    assert content_hash(layout.generated) == good
+    assert (layout.quality_reports / "generate.json").is_file()
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
+            "gate-failure-generate"])))
+    assert artifacts and "expect_column_mean_to_be_between" in artifacts[0].data
+    assert "full report:" in artifacts[0].data
