@@ -13,6 +13,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from acqsynth.domains import math as math_domain
 from acqsynth.quality import gates
 
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "source"]
+VERIFY_SHARD_SIZE = 256
 SPLITS = ("seed", "eval", "pool", "pretrain", "forget")
 STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
           "finetune", "evaluate", "report")
@@ -71,6 +73,32 @@ def _seed_everything(seed: int) -> None:
 
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _resumable(store, n_items: int, shard_size: int, compute: Callable[[int, int, int], pd.DataFrame],
+               description: str, on_done: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+    """Rows [0, n_items) computed shard by shard with `compute(shard, start, stop)`; shards a killed run finished
+    are read back (and handed to `on_done`, in order) instead of computed again."""
+    from rich.progress import Progress
+
+    n_shards = -(-n_items // shard_size)
+    with Progress() as progress:
+        task = progress.add_task(description, total=n_items)
+        for shard in range(n_shards):
+            start, stop = shard * shard_size, min(n_items, (shard + 1) * shard_size)
+            if store.done(shard):
+                if on_done is not None:
+                    on_done(store.read(shard))
+            else:
+                store.write(shard, compute(shard, start, stop))
+            progress.update(task, completed=stop)
+    return store.assemble(n_shards)
+
+
+def _shard_store(final: Path, *inputs: object):
+    from acqsynth.shards import ShardStore, fingerprint
+
+    return ShardStore(final.parent / f".{final.name}.shards", fingerprint(*inputs))
 
 
 # -- prepare -------------------------------------------------------------------------------------------------------
@@ -296,27 +324,37 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 # -- generate -------------------------------------------------------------------------------------------------------
 
 def generate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    """N samples from the trained generator, in shards: shard i samples with its own seed, so a resumed run writes
+    exactly the rows of an uninterrupted one."""
+    import torch
+
     from acqsynth.generation.transformers_backend import generate as generate_texts
 
     started = time.perf_counter()
     cfg = config.generate
-    _seed_everything(config.seed)
     seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
     generator = _load(layout.policy)
-    checkpoint = f"{layout.policy}@{artifacts.content_hash(layout.policy)[:12]}"
+    checkpoint = f"{layout.policy.relative_to(layout.root)}@{artifacts.content_hash(layout.policy)[:12]}"
     prompts = _generator_prompts(seeds, cfg.n_samples, config.seed)
-    texts = generate_texts(generator.model, generator.tokenizer, list(prompts["prompt"]), cfg.max_new_tokens,
-                           cfg.temperature, cfg.batch_size, description="generate")
-    rows = []
-    for index, (seed_id, text) in enumerate(zip(prompts["prompt_id"], texts, strict=True)):
-        parsed = math_domain.parse_sample(text.text)
-        rows.append({"id": f"gen-{index:06d}", "seed_id": seed_id, "generator": checkpoint,
-                     "completion": text.text, "parsed": parsed.ok, "parse_error": parsed.error,
-                     "question": parsed.question, "reasoning": parsed.reasoning, "answer": parsed.answer})
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        raise ValueError("generate: the generator produced no samples; check generate.n_samples")
+    store = _shard_store(layout.generated, checkpoint, artifacts.content_hash(layout.split("seed")),
+                         cfg.model_dump(mode="json"), config.seed)
+
+    def generate_shard(shard: int, start: int, stop: int) -> pd.DataFrame:
+        torch.manual_seed(config.seed * 1_000_003 + shard)
+        chunk = prompts.iloc[start:stop]
+        texts = generate_texts(generator.model, generator.tokenizer, list(chunk["prompt"]), cfg.max_new_tokens,
+                               cfg.temperature, cfg.batch_size)
+        rows = []
+        for index, seed_id, text in zip(range(start, stop), chunk["prompt_id"], texts, strict=True):
+            parsed = math_domain.parse_sample(text.text)
+            rows.append({"id": f"gen-{index:06d}", "seed_id": seed_id, "generator": checkpoint,
+                         "completion": text.text, "parsed": parsed.ok, "parse_error": parsed.error,
+                         "question": parsed.question, "reasoning": parsed.reasoning, "answer": parsed.answer})
+        return pd.DataFrame(rows)
+
+    frame = _resumable(store, cfg.n_samples, cfg.batch_size, generate_shard, "generate")
     _write_gated_table(frame, gates.generated_expectations(cfg.min_parse_rate), "generate", layout.generated, layout)
+    store.clear()
     return _write_metrics(layout, "generate", {"n_samples": len(frame), "parse_rate": float(frame["parsed"].mean())},
                           started)
 
@@ -331,10 +369,18 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     started = time.perf_counter()
     generated = artifacts.read_table(layout.generated, ["id", "completion"])
     held_out = set(artifacts.read_table(layout.split("eval"), EXAMPLE_COLUMNS)["question"])
+    store = _shard_store(layout.verified, artifacts.content_hash(layout.generated))
+
+    def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
+        checks = [check_sample(text) for text in generated["completion"].iloc[start:stop]]
+        return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
+                             "question": [c.question for c in checks]})
+
+    checks = _resumable(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify")
+    # Duplicates and eval-set questions depend on all rows: decided after every shard is checked.
     first_seen: dict[str, str] = {}
     verified, reasons = [], []
-    for row in generated.itertuples():
-        check = check_sample(row.completion)
+    for row, check in zip(generated.itertuples(), checks.itertuples(), strict=True):
         reason = check.reason
         if check.verified and check.question in held_out:
             reason = "question is in the evaluation split"
@@ -351,6 +397,7 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     _gate(checked, gates.verified_expectations(config.verify.min_verified_rate), "verify", layout.verified, layout)
     artifacts.write_table(layout.verified, kept)
     artifacts.write_table(rejected_path, rejected)
+    store.clear()
     reason_kinds = Counter(re.sub(r"-?\d+", "N", reason.split(":")[0]) for reason in rejected["reason"])
     metrics = {"n_checked": len(checked), "n_verified": len(kept), "verified_rate": len(kept) / len(checked),
                "rejected_by_reason": dict(reason_kinds.most_common())}
@@ -363,7 +410,7 @@ def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     """All five acquisition rewards of every verified sample (for analysis and the selection baselines), and the
     configured combination as `acquisition_score`. Diversity is the gain against the seeds and the samples before
     it, batch by batch, in dataset order."""
-    from rich.progress import Progress
+    import torch
 
     from acqsynth.acquisition.combine import combine
     from acqsynth.acquisition.scoring import reward_ranges
@@ -375,21 +422,31 @@ def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
     seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
-    columns: dict[str, list[float]] = {name: [] for name in REWARD_NAMES}
-    with Progress() as progress:
-        task = progress.add_task("acquisition score", total=len(verified))
-        for start in range(0, len(verified), cfg.batch_size):
-            chunk = verified.iloc[start : start + cfg.batch_size]
-            scores = scorer.scores(list(chunk["question"]), list(chunk["reasoning"]), list(chunk["answer"]),
-                                   REWARD_NAMES)
-            for name in REWARD_NAMES:
-                columns[name].extend(scores[name].tolist())
-            progress.update(task, advance=len(chunk))
-    raw = {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+    store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), artifacts.content_hash(layout.split(
+        "seed")), artifacts.content_hash(layout.base_student), cfg.model_dump(mode="json"), config.seed)
+
+    def score_shard(shard: int, start: int, stop: int) -> pd.DataFrame:
+        torch.manual_seed(config.seed * 1_000_003 + shard)  # answer variance samples
+        chunk = verified.iloc[start:stop]
+        embeddings = scorer.embed(list(chunk["question"]))
+        scores = scorer.scores(list(chunk["question"]), list(chunk["reasoning"]), list(chunk["answer"]),
+                               REWARD_NAMES, embeddings=embeddings)
+        # The embeddings let a resumed run rebuild the diversity archive exactly as it was after this shard.
+        return pd.DataFrame({**scores, "question_embedding": list(embeddings)})
+
+    def readmit(shard: pd.DataFrame) -> None:
+        scorer.archive.admit(np.stack(shard["question_embedding"].to_numpy()).astype(np.float32))
+
+    if len(verified):
+        columns = _resumable(store, len(verified), cfg.batch_size, score_shard, "acquisition score", readmit)
+    else:
+        columns = pd.DataFrame({name: [] for name in REWARD_NAMES})
+    raw = {name: columns[name].to_numpy(dtype=np.float64) for name in REWARD_NAMES}
     combined = combine(raw, reward.weights, reward.normalisation) if len(verified) else np.zeros(0)
     scored = verified.assign(**raw, acquisition_score=combined)
     _write_gated_table(scored, gates.scored_expectations(reward_ranges(cfg)), "acquisition_score", layout.scored,
                        layout)
+    store.clear()
     metrics = {"n_scored": len(scored),
                **{f"mean_{name}": float(raw[name].mean()) if len(scored) else None for name in REWARD_NAMES}}
     return _write_metrics(layout, "acquisition_score", metrics, started)

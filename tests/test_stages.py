@@ -38,7 +38,7 @@ def test_rows_carry_provenance_and_verification(smoke_workspace):
     seeds = set(artifacts.read_table(layout.split("seed"))["id"])
     generated = artifacts.read_table(layout.generated)
     assert set(generated["seed_id"]) <= seeds
-    assert generated["generator"].str.startswith(str(layout.policy)).all()
+    assert generated["generator"].str.match(r"^models/generator_grpo@[0-9a-f]{12}$").all()
     verified = artifacts.read_table(layout.verified)
     rejected = artifacts.read_table(layout.verified.with_name("rejected.parquet"))
     assert len(verified) + len(rejected) == len(generated)

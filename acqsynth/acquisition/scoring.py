@@ -48,8 +48,10 @@ class AcquisitionScorer:
         self.archive.admit(self.embed(questions))
 
     def scores(self, questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
-               names: Iterable[str], admit: bool = True) -> dict[str, np.ndarray]:
-        """The named raw rewards of each sample; with `admit`, the questions then join the diversity archive."""
+               names: Iterable[str], admit: bool = True,
+               embeddings: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The named raw rewards of each sample; with `admit`, the questions then join the diversity archive.
+        `embeddings` of the questions, when the caller already has them."""
         names = list(names)
         cfg = self.config
         prompts = [student_prompt(q) for q in questions]
@@ -74,7 +76,8 @@ class AcquisitionScorer:
                 self.student, prompts, extract_final_answer, parse_number, cfg.answer_variance_samples,
                 cfg.answer_variance_temperature, cfg.max_new_tokens, cfg.batch_size)
         if "proximity" in names or "diversity" in names:
-            embeddings = self.embed(questions)
+            if embeddings is None:
+                embeddings = self.embed(questions)
             if "proximity" in names:
                 from acqsynth.acquisition.proximity import proximity_rewards
 

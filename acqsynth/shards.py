@@ -1,0 +1,65 @@
+"""Resumable stage output: rows written in numbered shards with a manifest, so that a stage killed at any moment
+and run again computes only the missing shards and assembles exactly the rows of an uninterrupted run.
+
+A shard is listed in the manifest only after its file is in place (both written atomically), with its content
+hash; a listed shard whose file is missing or altered is computed again. The manifest records a fingerprint of the
+stage's inputs and parameters: shards left by a run with other inputs are discarded, never mixed in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from acqsynth import artifacts
+
+
+class ShardStore:
+    def __init__(self, directory: Path, fingerprint: str) -> None:
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self._manifest_path = directory / "manifest.json"
+        manifest = self._read_manifest()
+        if manifest.get("fingerprint") != fingerprint:
+            shutil.rmtree(directory, ignore_errors=True)
+            manifest = {"fingerprint": fingerprint, "shards": {}}
+        self._shards: dict[str, str] = manifest["shards"]
+
+    def _read_manifest(self) -> dict:
+        try:
+            return json.loads(self._manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def _path(self, index: int) -> Path:
+        return self.directory / f"shard-{index:06d}.parquet"
+
+    def done(self, index: int) -> bool:
+        path = self._path(index)
+        return self._shards.get(str(index)) is not None and path.is_file() and \
+            artifacts.content_hash(path) == self._shards[str(index)]
+
+    def write(self, index: int, frame: pd.DataFrame) -> None:
+        path = self._path(index)
+        artifacts.write_table(path, frame)
+        self._shards[str(index)] = artifacts.content_hash(path)
+        artifacts.write_json(self._manifest_path, {"fingerprint": self.fingerprint, "shards": self._shards})
+
+    def read(self, index: int) -> pd.DataFrame:
+        return artifacts.read_table(self._path(index))
+
+    def assemble(self, n_shards: int) -> pd.DataFrame:
+        missing = [index for index in range(n_shards) if not self.done(index)]
+        if missing:
+            raise ValueError(f"{self.directory}: shards {missing} are missing or altered")
+        return pd.concat([self.read(index) for index in range(n_shards)], ignore_index=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
