@@ -154,6 +154,7 @@ class PolicyUpdateConfig(_Strict):
     beta: float = Field(0.0, ge=0)
     temperature: float = Field(1.0, gt=0)
     max_completion_length: int = Field(160, ge=8)
+    checkpoint_every: int = Field(10, ge=1, description="GRPO steps between checkpoints a crashed run resumes from")
     reward: RewardConfig = RewardConfig()
 
 
@@ -197,6 +198,7 @@ class FinetuneConfig(_Strict):
     learning_rate: float = Field(5e-4, gt=0)
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(256, ge=16)
+    checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints a crashed run resumes from")
 
 
 class EvaluateConfig(_Strict):
@@ -233,11 +235,12 @@ PROFILES: dict[str, dict[str, Any]] = {
             "student_pretrain": {"steps": 400, "batch_size": 16},
             "generator_pretrain": {"steps": 300, "batch_size": 8},
         },
-        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 64},
+        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 64,
+                          "checkpoint_every": 1},
         "generate": {"n_samples": 32, "batch_size": 16, "max_new_tokens": 64, "min_parse_rate": 0.0},
         "verify": {"min_verified_rate": 0.0},
         "acquisition_score": {"max_new_tokens": 24, "proximity_clusters": 4},
-        "finetune": {"epochs": 1.0, "batch_size": 8},
+        "finetune": {"epochs": 1.0, "batch_size": 8, "checkpoint_every": 1},
         "evaluate": {"max_new_tokens": 24},
     },
 }

@@ -10,6 +10,7 @@ import pandas as pd
 from acqsynth.config import FinetuneConfig
 from acqsynth.domains.math import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel
+from acqsynth.resume import last_checkpoint
 
 
 def sft_dataset(samples: pd.DataFrame):
@@ -22,8 +23,9 @@ def sft_dataset(samples: pd.DataFrame):
 
 
 def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: FinetuneConfig, output_dir: Path,
-                     seed: int) -> list[dict[str, float]]:
-    """Train on `samples` (question, reasoning, answer), save to `output_dir`, return the training log."""
+                     checkpoints: Path, seed: int) -> tuple[list[dict[str, float]], int]:
+    """Train on `samples` (question, reasoning, answer), resuming from the newest checkpoint in `checkpoints` if a
+    crashed run left one; save to `output_dir`. Returns the training log and the step it resumed from."""
     import torch
     from trl import SFTConfig, SFTTrainer
 
@@ -31,14 +33,16 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
         raise ValueError("finetune: no verified samples to fine-tune on")
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
-        output_dir=str(output_dir / "trainer"),
+        output_dir=str(checkpoints),
         num_train_epochs=config.epochs,
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.batch_size,
         max_length=config.max_length,
         completion_only_loss=True,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=config.checkpoint_every,
+        save_total_limit=1,
         report_to="none",
         seed=seed,
         use_cpu=not on_gpu,
@@ -48,8 +52,9 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
     student.model.train()
     trainer = SFTTrainer(model=student.model, args=args, train_dataset=sft_dataset(samples),
                          processing_class=student.tokenizer)
-    trainer.train()
+    last, resumed_step = last_checkpoint(checkpoints)
+    trainer.train(resume_from_checkpoint=last)
     student.model.eval()
     student.model.save_pretrained(output_dir)
     student.tokenizer.save_pretrained(output_dir)
-    return [entry for entry in trainer.state.log_history if "loss" in entry]
+    return [entry for entry in trainer.state.log_history if "loss" in entry], resumed_step

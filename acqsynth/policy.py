@@ -4,16 +4,19 @@ format term. Every rollout batch is logged with its rewards."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from acqsynth import artifacts
 from acqsynth.acquisition.combine import combine, combined_bounds
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
 from acqsynth.models.loading import LoadedModel
+from acqsynth.resume import last_checkpoint
 from acqsynth.verify.samples import check_sample
 
 
@@ -66,10 +69,32 @@ class AcquisitionReward:
 
     __name__ = "acquisition_reward"
 
-    def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig) -> None:
+    def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path) -> None:
         self.scorer = scorer
         self.reward = reward
+        self.log_path = log_path  # every scored rollout, appended as it is scored (survives a crash)
         self.rollouts: list[dict[str, Any]] = []
+
+    def restore(self, resumed_step: int) -> None:
+        """Take back the rollouts of the steps before `resumed_step` (the checkpoint the trainer resumes from) and
+        the diversity archive they built; later ones are redone."""
+        kept = []
+        if self.log_path.is_file():
+            for line in self.log_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:  # the line a kill cut short
+                    continue
+                if row["step"] < resumed_step:
+                    kept.append(row)
+        artifacts.atomic_write_text(self.log_path, "".join(json.dumps(row) + "\n" for row in kept))
+        self.rollouts = kept
+        if self.scorer.archive is not None:
+            for step in sorted({row["step"] for row in kept}):
+                questions = [check_sample(row["completion"]).question for row in kept
+                             if row["step"] == step and row["verified"]]
+                if questions:
+                    self.scorer.archive.admit(self.scorer.embed(questions))
 
     def __call__(self, prompts: list[str], completions: list[str], prompt_id: list[str], trainer_state: Any,
                  **_: Any) -> list[float]:
@@ -79,9 +104,12 @@ class AcquisitionReward:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
         rewards = rollout_rewards(completions, self.scorer, self.reward)
-        for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True):
-            self.rollouts.append({"step": int(trainer_state.global_step), "prompt_id": pid,
-                                  "completion": completion, **asdict(reward)})
+        rows = [{"step": int(trainer_state.global_step), "prompt_id": pid, "completion": completion, **asdict(reward)}
+                for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True)]
+        self.rollouts.extend(rows)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write("".join(json.dumps(row) + "\n" for row in rows))
         return [reward.reward for reward in rewards]
 
 
@@ -91,9 +119,11 @@ def train_generator(
     prompts: pd.DataFrame,
     config: PolicyUpdateConfig,
     output_dir: Path,
+    checkpoints: Path,
     seed: int,
-) -> pd.DataFrame:
-    """Run GRPO, save the trained generator to `output_dir`, return the rollout log.
+) -> tuple[pd.DataFrame, int]:
+    """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
+    generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
     `prompts` has columns `prompt_id` and `prompt`."""
     import torch
     from datasets import Dataset
@@ -101,7 +131,7 @@ def train_generator(
 
     on_gpu = torch.cuda.is_available()
     args = GRPOConfig(
-        output_dir=str(output_dir / "trainer"),
+        output_dir=str(checkpoints),
         max_steps=config.max_steps,
         per_device_train_batch_size=config.prompts_per_step * config.num_generations,
         num_generations=config.num_generations,
@@ -110,7 +140,9 @@ def train_generator(
         temperature=config.temperature,
         max_completion_length=config.max_completion_length,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=config.checkpoint_every,
+        save_total_limit=1,
         report_to="none",
         seed=seed,
         use_cpu=not on_gpu,
@@ -118,7 +150,9 @@ def train_generator(
         gradient_checkpointing=False,
         disable_tqdm=False,
     )
-    reward = AcquisitionReward(scorer, config.reward)
+    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl")
+    last, resumed_step = last_checkpoint(checkpoints)
+    reward.restore(resumed_step)
     generator.model.train()
     trainer = GRPOTrainer(
         model=generator.model,
@@ -127,11 +161,11 @@ def train_generator(
         train_dataset=Dataset.from_pandas(prompts[["prompt_id", "prompt"]], preserve_index=False),
         processing_class=generator.tokenizer,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=last)
     generator.model.eval()
     generator.model.save_pretrained(output_dir)
     generator.tokenizer.save_pretrained(output_dir)
-    return pd.DataFrame(reward.rollouts)
+    return pd.DataFrame(reward.rollouts), resumed_step
 
 
 def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:

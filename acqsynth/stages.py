@@ -96,9 +96,16 @@ def _resumable(store, n_items: int, shard_size: int, compute: Callable[[int, int
 
 
 def _shard_store(final: Path, *inputs: object):
-    from acqsynth.shards import ShardStore, fingerprint
+    from acqsynth.resume import ShardStore, fingerprint
 
     return ShardStore(final.parent / f".{final.name}.shards", fingerprint(*inputs))
+
+
+def _checkpoints(final: Path, *inputs: object) -> Path:
+    """Where a trainer writing `final` keeps its checkpoints until it succeeds."""
+    from acqsynth.resume import checkpoint_dir, fingerprint
+
+    return checkpoint_dir(final.parent / f".{final.name}.checkpoints", fingerprint(*inputs))
 
 
 # -- prepare -------------------------------------------------------------------------------------------------------
@@ -301,17 +308,22 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     generator = _load(layout.base_generator)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
+    checkpoints = _checkpoints(layout.policy, *(artifacts.content_hash(path) for path in (
+        layout.base_models, layout.split("seed"), layout.centroids)), cfg.model_dump(mode="json"),
+        config.acquisition_score.model_dump(mode="json"), config.seed)
     with _staged(layout.policy) as staged_model:
-        rollouts = train_generator(generator, scorer, prompts, cfg, staged_model, config.seed)
-        artifacts.discard(staged_model / "trainer")
+        rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
+                                                 config.seed)
         low, high = reward_bounds(cfg.reward, config.acquisition_score)
         _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
                            layout.rollouts, layout)
+    artifacts.discard(checkpoints)
     curve = reward_curve(rollouts)
     artifacts.atomic_write_text(layout.metrics / "policy_rewards.csv", curve.to_csv(index=False))
     first, last = curve.iloc[0], curve.iloc[-1]
     metrics = {
         "steps": int(len(curve)),
+        "resumed_from_step": resumed_from,
         "rollouts": int(len(rollouts)),
         "first_step_mean_reward": float(first["mean_reward"]),
         "last_step_mean_reward": float(last["mean_reward"]),
@@ -464,12 +476,15 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         raise ValueError(f"finetune: {layout.scored} has no verified samples: nothing the generator wrote passed "
                          "verification (see data/rejected.parquet and metrics/verify.json)")
     student = _load(layout.base_student)
+    checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.scored),
+                               artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
+                               config.seed)
     with _staged(layout.finetuned_student) as staged:
-        log = finetune_student(student, samples, config.finetune, staged, config.seed)
-        artifacts.discard(staged / "trainer")
+        log, resumed_from = finetune_student(student, samples, config.finetune, staged, checkpoints, config.seed)
+    artifacts.discard(checkpoints)
     losses = pd.DataFrame([{"step": entry["step"], "loss": entry["loss"]} for entry in log])
     artifacts.atomic_write_text(layout.metrics / "finetune_loss.csv", losses.to_csv(index=False))
-    metrics = {"n_samples": len(samples), "steps": int(len(losses)),
+    metrics = {"n_samples": len(samples), "steps": int(len(losses)), "resumed_from_step": resumed_from,
                "final_loss": float(losses["loss"].iloc[-1]) if len(losses) else None}
     return _write_metrics(layout, "finetune", metrics, started)
 

@@ -13,7 +13,7 @@ import yaml
 
 from acqsynth import artifacts, stages
 from acqsynth.config import Layout, load_config, write_params
-from acqsynth.shards import ShardStore, fingerprint
+from acqsynth.resume import ShardStore, fingerprint
 
 
 def test_shard_store_resumes_and_refuses_stale_or_altered_shards(tmp_path):
@@ -82,3 +82,43 @@ def test_killed_stage_resumes_to_the_uninterrupted_result(smoke_workspace, tmp_p
     getattr(stages, stage)(config, layout)
     pd.testing.assert_frame_equal(artifacts.read_table(final), expected)
     assert not manifest.parent.exists()
+
+
+def _kill_after_checkpoint(root, stage, checkpoints):
+    """Run `stage` in its own process and SIGKILL it once a complete trainer checkpoint exists."""
+    code = (f"from acqsynth import stages; from acqsynth.config import Layout, load_config; "
+            f"stages.{stage}(load_config('params.yaml'), Layout())")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if any(checkpoints.glob("checkpoint-*/trainer_state.json")):
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    return process.returncode
+
+
+@pytest.mark.parametrize(
+    ("stage", "output", "overrides"),
+    [
+        ("policy_update", "policy", {"policy_update": {"max_steps": 6, "checkpoint_every": 2}}),
+        ("finetune", "finetuned_student", {"finetune": {"epochs": 4.0, "batch_size": 1, "checkpoint_every": 2}}),
+    ],
+)
+def test_killed_trainer_resumes_from_its_last_checkpoint(smoke_workspace, tmp_path, stage, output, overrides):
+    config, layout = _workspace(smoke_workspace, tmp_path / "killed", overrides)
+    final = getattr(layout, output)
+    before = artifacts.content_hash(final)
+    checkpoints = final.parent / f".{final.name}.checkpoints"
+    assert _kill_after_checkpoint(layout.root, stage, checkpoints) == -signal.SIGKILL, "not interrupted mid-way"
+    assert artifacts.content_hash(final) == before
+
+    metrics = getattr(stages, stage)(config, layout)
+    assert metrics["resumed_from_step"] >= 2
+    assert not checkpoints.exists()
+    if stage == "policy_update":
+        rollouts = artifacts.read_table(layout.rollouts)
+        per_step = config.policy_update.prompts_per_step * config.policy_update.num_generations
+        assert rollouts.groupby("step").size().to_dict() == {step: per_step for step in range(6)}

@@ -1,9 +1,13 @@
-"""Resumable stage output: rows written in numbered shards with a manifest, so that a stage killed at any moment
-and run again computes only the missing shards and assembles exactly the rows of an uninterrupted run.
+"""Resuming after a crash, without loss.
 
-A shard is listed in the manifest only after its file is in place (both written atomically), with its content
-hash; a listed shard whose file is missing or altered is computed again. The manifest records a fingerprint of the
-stage's inputs and parameters: shards left by a run with other inputs are discarded, never mixed in."""
+Table stages write their rows in numbered shards with a manifest, so that a stage killed at any moment and run
+again computes only the missing shards and assembles exactly the rows of an uninterrupted run. A shard is listed in
+the manifest only after its file is in place (both written atomically), with its content hash; a listed shard
+whose file is missing or altered is computed again. The manifest records a fingerprint of the stage's inputs and
+parameters: shards left by a run with other inputs are discarded, never mixed in.
+
+Trainers (GRPO, SFT) save checkpoints into a directory stamped with the same kind of fingerprint and resume from
+the newest one."""
 
 from __future__ import annotations
 
@@ -63,3 +67,25 @@ class ShardStore:
 
 def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def checkpoint_dir(directory: Path, fingerprint: str) -> Path:
+    """A trainer's checkpoint directory, kept across crashed runs with the same inputs and emptied when they
+    differ (a checkpoint of another run must never be resumed)."""
+    stamp = directory / "fingerprint.json"
+    try:
+        same = json.loads(stamp.read_text(encoding="utf-8")) == fingerprint
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(directory, ignore_errors=True)
+        artifacts.write_json(stamp, fingerprint)
+    return directory
+
+
+def last_checkpoint(directory: Path) -> tuple[str | None, int]:
+    """The newest complete `checkpoint-<step>` a Hugging Face trainer left in `directory`, and its step (0 when
+    none). The trainer writes `trainer_state.json` last: a checkpoint a kill cut short has none and is skipped."""
+    steps = sorted((int(path.name.rsplit("-", 1)[1]), path) for path in directory.glob("checkpoint-*")
+                   if path.name.rsplit("-", 1)[1].isdigit() and (path / "trainer_state.json").is_file())
+    return (str(steps[-1][1]), steps[-1][0]) if steps else (None, 0)
