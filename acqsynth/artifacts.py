@@ -89,16 +89,21 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
         raise
 
 
-def read_table(path: Path, required_columns: Iterable[str] = ()) -> pd.DataFrame:
+def read_table(path: Path, required_columns: Iterable[str] = (), exact: bool = False) -> pd.DataFrame:
+    """A parquet table with at least `required_columns` (with `exact`, those and no others)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: not found; run the stage that writes it first")
     try:
         frame = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several types for truncated or foreign files
         raise ArtifactError(f"{path}: not a readable parquet table: {error}") from None
+    required_columns = list(required_columns)
     missing = [column for column in required_columns if column not in frame.columns]
     if missing:
         raise ArtifactError(f"{path}: missing columns {missing}; it has {list(frame.columns)}")
+    extra = [column for column in frame.columns if column not in required_columns]
+    if exact and extra:
+        raise ArtifactError(f"{path}: unexpected columns {extra}; expected exactly {required_columns}")
     return frame
 
 

@@ -62,6 +62,10 @@ def _write_metrics(layout: Layout, stage: str, metrics: dict[str, Any], started:
     return metrics
 
 
+def _split(layout: Layout, name: str) -> pd.DataFrame:
+    return artifacts.read_table(layout.split(name), EXAMPLE_COLUMNS, exact=True)
+
+
 def _load(path: Path):
     from acqsynth.models.loading import load_model
 
@@ -212,8 +216,8 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = config.build_models
     _seed_everything(config.seed)
-    pretrain = artifacts.read_table(layout.split("pretrain"), EXAMPLE_COLUMNS)
-    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    pretrain = _split(layout, "pretrain")
+    seeds = _split(layout, "seed")
     word_problems = pretrain[pretrain["skill"] == "word_problem"]
     gen_pairs = generator_pairs(word_problems, config.seed)
     stu_pairs = student_pairs(pretrain)
@@ -251,7 +255,7 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         checks = [check_sample(t.text) for t in texts]
         metrics["base_generator_parse_rate"] = sum(c.parsed for c in checks) / len(checks)
         metrics["base_generator_verified_rate"] = sum(c.verified for c in checks) / len(checks)
-        eval_split = artifacts.read_table(layout.split("eval"), EXAMPLE_COLUMNS)
+        eval_split = _split(layout, "eval")
         base = accuracy(load_model(staged / "student"), eval_split, cfg.probe_max_new_tokens, 64,
                         "base student accuracy")
         metrics["base_student_eval_accuracy"] = base.accuracy
@@ -276,7 +280,7 @@ def seed_centroids(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     started = time.perf_counter()
     cfg = config.acquisition_score
-    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    seeds = _split(layout, "seed")
     embeddings = embedder(cfg.embedder, _embedding_student(config, layout)).embed(list(seeds["question"]))
     centroids = kmeans_centroids(embeddings, cfg.proximity_clusters, config.seed)
     save_centroids(layout.centroids, centroids, artifacts.content_hash(layout.split("seed")))
@@ -304,7 +308,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = config.policy_update
     _seed_everything(config.seed)
-    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    seeds = _split(layout, "seed")
     generator = _load(layout.base_generator)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
@@ -344,7 +348,7 @@ def generate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     started = time.perf_counter()
     cfg = config.generate
-    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    seeds = _split(layout, "seed")
     generator = _load(layout.policy)
     checkpoint = f"{layout.policy.relative_to(layout.root)}@{artifacts.content_hash(layout.policy)[:12]}"
     prompts = _generator_prompts(seeds, cfg.n_samples, config.seed)
@@ -380,7 +384,9 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     started = time.perf_counter()
     generated = artifacts.read_table(layout.generated, ["id", "completion"])
-    held_out = set(artifacts.read_table(layout.split("eval"), EXAMPLE_COLUMNS)["question"])
+    if generated.empty:
+        raise artifacts.ArtifactError(f"{layout.generated}: no generated samples; expected at least one row")
+    held_out = set(_split(layout, "eval")["question"])
     store = _shard_store(layout.verified, artifacts.content_hash(layout.generated))
 
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
@@ -432,7 +438,7 @@ def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     cfg = config.acquisition_score
     reward = config.policy_update.reward
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
-    seeds = artifacts.read_table(layout.split("seed"), EXAMPLE_COLUMNS)
+    seeds = _split(layout, "seed")
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), artifacts.content_hash(layout.split(
         "seed")), artifacts.content_hash(layout.base_student), cfg.model_dump(mode="json"), config.seed)
@@ -497,7 +503,7 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     started = time.perf_counter()
     cfg = config.evaluate
-    splits = {name: artifacts.read_table(layout.split(name), EXAMPLE_COLUMNS) for name in ("eval", "forget")}
+    splits = {name: _split(layout, name) for name in ("eval", "forget")}
     results, predictions = {}, []
     for model_name, path in (("before", layout.base_student), ("after", layout.finetuned_student)):
         student = _load(path)

@@ -57,3 +57,11 @@ def test_content_hash_changes_with_content_and_names(tmp_path):
     second = artifacts.content_hash(folder)
     (folder / "a").rename(folder / "b")
     assert len({first, second, artifacts.content_hash(folder)}) == 3
+
+
+def test_exact_columns_name_the_unexpected_ones(tmp_path):
+    path = tmp_path / "seed.parquet"
+    artifacts.write_table(path, pd.DataFrame({"id": ["a"], "question": ["q"], "notes": ["?"]}))
+    assert list(artifacts.read_table(path, ["id", "question"]).columns) == ["id", "question", "notes"]
+    with pytest.raises(artifacts.ArtifactError, match=r"seed.parquet: unexpected columns \['notes'\]"):
+        artifacts.read_table(path, ["id", "question"], exact=True)

@@ -114,3 +114,34 @@ def test_failed_gate_fails_the_run_keeps_the_last_good_artifact_and_links_the_re
             "gate-failure-generate"])))
     assert artifacts and "expect_column_mean_to_be_between" in artifacts[0].data
     assert "full report:" in artifacts[0].data
+
+
+def test_transient_faults_are_retried_and_deterministic_ones_are_not(prefect_server, tmp_path, monkeypatch):
+    from acqsynth import stages
+    from flows.pipeline import pipeline
+
+    _workspace(tmp_path)
+    assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
+    real_verify, calls = stages.verify, []
+
+    def flaky_verify(config, layout):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("Input/output error")  # e.g. a network file system hiccup
+        return real_verify(config, layout)
+
+    monkeypatch.setattr(stages, "verify", flaky_verify)
+    (tmp_path / "data" / "verified.parquet").unlink()  # so that verify runs instead of being cached
+    assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
+    assert len(calls) == 2
+
+    def broken_verify(config, layout):
+        calls.append(1)
+        raise ValueError("a bug, not a hiccup")
+
+    calls.clear()
+    monkeypatch.setattr(stages, "verify", broken_verify)
+    (tmp_path / "data" / "verified.parquet").unlink()
+    with pytest.raises(ValueError, match="a bug"):
+        pipeline(params_path="params.yaml", root=str(tmp_path))
+    assert len(calls) == 1

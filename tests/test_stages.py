@@ -100,3 +100,24 @@ def test_incomplete_checkpoint_is_named(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(CheckpointError, match="missing model weights"):
         check_checkpoint(tmp_path)
+
+
+def test_bad_artifacts_stop_a_stage_with_a_named_error(smoke_workspace, tmp_path):
+    import shutil
+
+    from acqsynth.artifacts import ArtifactError
+
+    root = tmp_path / "workspace"
+    shutil.copytree(smoke_workspace, root)
+    layout, config = Layout(root), load_config(root / "params.yaml")
+    generated = artifacts.read_table(layout.generated)
+    artifacts.write_table(layout.generated, generated.head(0))
+    with pytest.raises(ArtifactError, match="generated.parquet: no generated samples"):
+        stages.verify(config, layout)
+    seeds = artifacts.read_table(layout.split("seed"))
+    artifacts.write_table(layout.split("seed"), seeds.assign(comment="x"))
+    with pytest.raises(ArtifactError, match=r"seed.parquet: unexpected columns \['comment'\]"):
+        stages.generate(config, layout)
+    artifacts.write_table(layout.split("seed"), seeds.drop(columns=["answer"]))
+    with pytest.raises(ArtifactError, match=r"seed.parquet: missing columns \['answer'\]"):
+        stages.generate(config, layout)
