@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +64,27 @@ class ShardStore:
 
     def clear(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def run_in_shards(store: ShardStore, n_items: int, shard_size: int,
+                  compute: Callable[[int, int, int], pd.DataFrame], description: str,
+                  on_done: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+    """Rows [0, n_items) computed shard by shard with `compute(shard, start, stop)`; shards a killed run finished
+    are read back (and handed to `on_done`, in order, to restore any state they built) instead of computed again."""
+    from rich.progress import Progress
+
+    n_shards = -(-n_items // shard_size)
+    with Progress() as progress:
+        task = progress.add_task(description, total=n_items)
+        for shard in range(n_shards):
+            start, stop = shard * shard_size, min(n_items, (shard + 1) * shard_size)
+            if store.done(shard):
+                if on_done is not None:
+                    on_done(store.read(shard))
+            else:
+                store.write(shard, compute(shard, start, stop))
+            progress.update(task, completed=stop)
+    return store.assemble(n_shards)
 
 
 def fingerprint(*parts: object) -> str:

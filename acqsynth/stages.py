@@ -13,7 +13,6 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from acqsynth import artifacts
 from acqsynth.config import Layout, PipelineConfig, PROCEDURAL, TINY
 from acqsynth.domains import math as math_domain
 from acqsynth.quality import gates
+from acqsynth.resume import ShardStore, checkpoint_dir, fingerprint, run_in_shards
 
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "source"]
 VERIFY_SHARD_SIZE = 256
@@ -79,36 +79,12 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resumable(store, n_items: int, shard_size: int, compute: Callable[[int, int, int], pd.DataFrame],
-               description: str, on_done: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
-    """Rows [0, n_items) computed shard by shard with `compute(shard, start, stop)`; shards a killed run finished
-    are read back (and handed to `on_done`, in order) instead of computed again."""
-    from rich.progress import Progress
-
-    n_shards = -(-n_items // shard_size)
-    with Progress() as progress:
-        task = progress.add_task(description, total=n_items)
-        for shard in range(n_shards):
-            start, stop = shard * shard_size, min(n_items, (shard + 1) * shard_size)
-            if store.done(shard):
-                if on_done is not None:
-                    on_done(store.read(shard))
-            else:
-                store.write(shard, compute(shard, start, stop))
-            progress.update(task, completed=stop)
-    return store.assemble(n_shards)
-
-
-def _shard_store(final: Path, *inputs: object):
-    from acqsynth.resume import ShardStore, fingerprint
-
+def _shard_store(final: Path, *inputs: object) -> ShardStore:
     return ShardStore(final.parent / f".{final.name}.shards", fingerprint(*inputs))
 
 
 def _checkpoints(final: Path, *inputs: object) -> Path:
     """Where a trainer writing `final` keeps its checkpoints until it succeeds."""
-    from acqsynth.resume import checkpoint_dir, fingerprint
-
     return checkpoint_dir(final.parent / f".{final.name}.checkpoints", fingerprint(*inputs))
 
 
@@ -368,7 +344,7 @@ def generate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                          "question": parsed.question, "reasoning": parsed.reasoning, "answer": parsed.answer})
         return pd.DataFrame(rows)
 
-    frame = _resumable(store, cfg.n_samples, cfg.batch_size, generate_shard, "generate")
+    frame = run_in_shards(store, cfg.n_samples, cfg.batch_size, generate_shard, "generate")
     _write_gated_table(frame, gates.generated_expectations(cfg.min_parse_rate), "generate", layout.generated, layout)
     store.clear()
     return _write_metrics(layout, "generate", {"n_samples": len(frame), "parse_rate": float(frame["parsed"].mean())},
@@ -394,7 +370,7 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
                              "question": [c.question for c in checks]})
 
-    checks = _resumable(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify")
+    checks = run_in_shards(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify")
     # Duplicates and eval-set questions depend on all rows: decided after every shard is checked.
     first_seen: dict[str, str] = {}
     verified, reasons = [], []
@@ -456,7 +432,7 @@ def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         scorer.archive.admit(np.stack(shard["question_embedding"].to_numpy()).astype(np.float32))
 
     if len(verified):
-        columns = _resumable(store, len(verified), cfg.batch_size, score_shard, "acquisition score", readmit)
+        columns = run_in_shards(store, len(verified), cfg.batch_size, score_shard, "acquisition score", readmit)
     else:
         columns = pd.DataFrame({name: [] for name in REWARD_NAMES})
     raw = {name: columns[name].to_numpy(dtype=np.float64) for name in REWARD_NAMES}
