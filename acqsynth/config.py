@@ -298,7 +298,7 @@ def profile_params(profile: str) -> dict[str, Any]:
 
 
 def write_params(path: Path | str, values: dict[str, Any]) -> None:
-    from acqsynth.artifacts import atomic_write_text
+    from acqsynth.artifacts import atomic_write_text  # imports pandas: kept out of validating params
 
     resolve(values, str(path))
     atomic_write_text(Path(path), yaml.safe_dump(values, sort_keys=False))
