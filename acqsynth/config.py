@@ -63,21 +63,35 @@ class MathDifficultyConfig(_Strict):
         return self
 
 
-class PrepareConfig(_Strict):
-    """Seed, evaluation, pool, pre-training and forgetting splits."""
+DOMAIN_NAMES = ("math", "mcq", "code")
+DomainName = Literal["math", "mcq", "code"]
 
-    source: str = PROCEDURAL  # "procedural", a GSM8K-format JSONL path, or a hub id such as "openai/gsm8k"
+
+class PrepareConfig(_Strict):
+    """Seed, evaluation, pool and pre-training splits of every domain (sizes are per domain). The student is
+    pre-trained on all three domains, so the two that are not the target measure forgetting."""
+
+    # Per domain: "procedural", a local file or directory in a real format (GSM8K/NuminaMath, MedMCQA/PubMedQA,
+    # HumanEval/MBPP), or a hub id.
+    sources: dict[DomainName, str] = Field(default_factory=lambda: {name: PROCEDURAL for name in DOMAIN_NAMES})
     n_seed: int = Field(200, ge=1)
-    n_eval: int = Field(300, ge=1)
+    n_eval: int = Field(200, ge=1)
     n_pool: int = Field(500, ge=0)
-    n_pretrain: int = Field(4000, ge=1)
-    n_forget: int = Field(200, ge=1)
+    n_pretrain: int = Field(2000, ge=1)
     difficulty: MathDifficultyConfig = MathDifficultyConfig()
 
-    @field_validator("source")
+    @field_validator("sources")
     @classmethod
-    def _source_exists(cls, value: str) -> str:
-        return _check_source(value, PROCEDURAL, "JSONL")
+    def _sources_exist(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [name for name in DOMAIN_NAMES if name not in value]
+        if missing:
+            raise ValueError(f"expected a source for every domain {list(DOMAIN_NAMES)}; missing {missing}")
+        for name, source in value.items():
+            try:
+                _check_source(source, PROCEDURAL, f"{name} data")
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        return value
 
 
 class TinyModelConfig(_Strict):
@@ -107,14 +121,14 @@ class BuildModelsConfig(_Strict):
 
     generator: str = TINY  # "tiny" builds one locally; otherwise a local model directory or a hub id
     student: str = TINY
-    vocab_size: int = Field(640, ge=300)
-    max_length: int = Field(384, ge=64)
+    vocab_size: int = Field(1024, ge=300)
+    max_length: int = Field(448, ge=64)
     tiny: TinyModelConfig = TinyModelConfig()
-    student_pretrain: PretrainConfig = PretrainConfig()
-    generator_pretrain: PretrainConfig = PretrainConfig(steps=600, batch_size=16)
+    student_pretrain: PretrainConfig = PretrainConfig(steps=1200)
+    generator_pretrain: PretrainConfig = PretrainConfig(steps=800, batch_size=16)
     # A quick probe of the base models (generator parse rate, student accuracy on the eval split).
     probe_samples: int = Field(64, ge=1)
-    probe_max_new_tokens: int = Field(160, ge=8)
+    probe_max_new_tokens: int = Field(192, ge=8)
 
     @field_validator("generator", "student")
     @classmethod
@@ -136,38 +150,53 @@ class RewardConfig(_Strict):
     format_weight: float = Field(0.1, ge=0, le=1)
     failed_verification: float = 0.0
 
-    @field_validator("weights")
-    @classmethod
-    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
-        if not any(weight != 0 for weight in value.values()):
-            raise ValueError(f"expected at least one non-zero weight among {list(REWARD_NAMES)}, got {value}")
-        return value
+    @model_validator(mode="after")
+    def _some_signal(self) -> RewardConfig:
+        # No acquisition weight is the format-only baseline; with no format weight either, every reward is equal.
+        if not any(weight != 0 for weight in self.weights.values()) and self.format_weight == 0:
+            raise ValueError(f"expected a non-zero weight among {list(REWARD_NAMES)} or a format_weight > 0, "
+                             f"got weights {self.weights} and format_weight 0")
+        return self
 
 
 class PolicyUpdateConfig(_Strict):
     """GRPO on the generator (TRL GRPOTrainer)."""
 
-    max_steps: int = Field(60, ge=1)
+    max_steps: int = Field(60, ge=0, description="0 keeps the untrained generator (the 'original' baseline)")
     prompts_per_step: int = Field(8, ge=1)
     num_generations: int = Field(4, ge=2, description="group size; GRPO needs at least 2 per prompt")
     learning_rate: float = Field(5e-5, gt=0)
     beta: float = Field(0.0, ge=0)
     temperature: float = Field(1.0, gt=0)
-    max_completion_length: int = Field(160, ge=8)
+    max_completion_length: int = Field(192, ge=8)
     checkpoint_every: int = Field(10, ge=1, description="GRPO steps between checkpoints a crashed run resumes from")
+    use_vllm: bool = Field(False, description="GRPO rollouts through a vLLM engine colocated on the training GPU")
     reward: RewardConfig = RewardConfig()
 
 
 class GenerateConfig(_Strict):
+    backend: Literal["transformers", "vllm"] = "transformers"  # vllm: the optional extra, on a CUDA GPU
     n_samples: int = Field(600, ge=1)
     batch_size: int = Field(32, ge=1)
     temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(160, ge=8)
+    max_new_tokens: int = Field(192, ge=8)
     min_parse_rate: float = Field(0.5, ge=0, le=1)
+
+
+class SelfConsistencyConfig(_Strict):
+    """The method's answer-model vote on medical questions: the base student answers each verified question k
+    times; a clear majority for another option relabels (or rejects) the sample. k = 0 turns it off."""
+
+    samples: int = Field(0, ge=0)
+    mode: Literal["relabel", "reject"] = "reject"
+    min_agreement: float = Field(0.6, gt=0, le=1)
+    temperature: float = Field(1.0, gt=0)
 
 
 class VerifyConfig(_Strict):
     min_verified_rate: float = Field(0.2, ge=0, le=1)
+    workers: int = Field(2, ge=1, description="sandboxed programs run at once (code domain)")
+    self_consistency: SelfConsistencyConfig = SelfConsistencyConfig()
 
 
 class AcquisitionScoreConfig(_Strict):
@@ -191,14 +220,40 @@ class AcquisitionScoreConfig(_Strict):
         return value
 
 
+class SelectConfig(_Strict):
+    """What the student is fine-tuned on: the verified synthetic samples (the method, or best-of-N rejection
+    sampling with `top_score`), the seed set, or the real pool (random or filtered by acquisition score). `budget`
+    caps the number of samples so that arms compare at the same size."""
+
+    source: Literal["synthetic", "seed", "pool"] = "synthetic"
+    method: Literal["all", "random", "top_score"] = "all"
+    budget: int | None = Field(None, ge=1, description="samples kept; null keeps all")
+
+    @model_validator(mode="after")
+    def _budget_for_selection(self) -> SelectConfig:
+        if self.method != "all" and self.budget is None:
+            raise ValueError(f"method {self.method!r} selects `budget` samples; set select.budget")
+        return self
+
+
+class LoraSettings(_Strict):
+    """LoRA through PEFT; the adapter is merged into the saved student."""
+
+    rank: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
 class FinetuneConfig(_Strict):
-    """SFT of the student on the verified synthetic data (TRL SFTTrainer)."""
+    """SFT of the student on the selected data (TRL SFTTrainer); full fine-tuning, or LoRA when `lora` is set."""
 
     epochs: float = Field(3.0, gt=0)
     learning_rate: float = Field(5e-4, gt=0)
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(256, ge=16)
     checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints a crashed run resumes from")
+    lora: LoraSettings | None = None
 
 
 class EvaluateConfig(_Strict):
@@ -206,17 +261,46 @@ class EvaluateConfig(_Strict):
     max_new_tokens: int = Field(96, ge=4)
 
 
+class CompareConfig(_Strict):
+    """`acqsynth compare`: every baseline and the method's arms at one synthetic-data budget, several seeds each,
+    cross-model transfer and a size curve."""
+
+    seeds: int = Field(3, ge=1)
+    budget: int = Field(500, ge=1, description="samples each arm fine-tunes on (seed-only: the whole seed set)")
+    oversample: float = Field(2.0, ge=1.0, description="generated samples per budgeted sample (some fail verify)")
+    rejection_n: int = Field(4, ge=2, description="best-of-N: N x the generated samples, the top `budget` kept")
+    sizes: tuple[int, ...] = (250, 500, 1000, 2000)
+    size_seeds: int = Field(1, ge=1)
+    transfer_student: TinyModelConfig = TinyModelConfig(hidden_size=128, num_layers=4, num_heads=4,
+                                                        intermediate_size=384)
+    arms: tuple[str, ...] | None = Field(None, description="run only these arms; null runs all")
+
+
+class FanoutConfig(_Strict):
+    """Where the shards of generate, verify and acquisition_score run: in the stage's process (workers 1), on
+    Prefect's thread runner (workers > 1), or on Ray (`ray_address`: "local" starts a local instance, or
+    "ray://host:port"). Results are the same either way."""
+
+    ray_address: str | None = None
+    workers: int = Field(1, ge=1)
+
+
 class PipelineConfig(_Strict):
-    profile: Literal["smoke", "tiny"] = "tiny"
-    seed: int = 0
+    profile: Literal["smoke", "tiny", "paper"] = "tiny"
+    data_seed: int = 0  # the splits and the base models: fixed while `seed` varies over repeated runs of an arm
+    seed: int = 0  # everything stochastic after the base models: GRPO, sampling, selection, fine-tuning
+    domain: DomainName = "math"  # the target domain: the generator writes it and the student is fine-tuned on it
     prepare: PrepareConfig = PrepareConfig()
     build_models: BuildModelsConfig = BuildModelsConfig()
     policy_update: PolicyUpdateConfig = PolicyUpdateConfig()
     generate: GenerateConfig = GenerateConfig()
     verify: VerifyConfig = VerifyConfig()
     acquisition_score: AcquisitionScoreConfig = AcquisitionScoreConfig()
+    select: SelectConfig = SelectConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    compare: CompareConfig = CompareConfig()
+    fanout: FanoutConfig = FanoutConfig()
 
 
 # A profile is a set of values over the defaults (which are the `tiny` profile's).
@@ -224,25 +308,50 @@ PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {},
     "smoke": {
         # Small numbers and one step, so that even a model pre-trained for seconds writes some verified samples.
-        "prepare": {"n_seed": 16, "n_eval": 24, "n_pool": 16, "n_pretrain": 400, "n_forget": 16,
+        "prepare": {"n_seed": 16, "n_eval": 16, "n_pool": 16, "n_pretrain": 200,
                     "difficulty": {"max_steps": 1, "max_value": 9}},
         "build_models": {
-            "vocab_size": 400,
+            "vocab_size": 600,
             "probe_samples": 8,
-            "probe_max_new_tokens": 64,
-            "max_length": 320,
+            "probe_max_new_tokens": 128,
+            "max_length": 384,
             "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
-            "student_pretrain": {"steps": 400, "batch_size": 16},
-            "generator_pretrain": {"steps": 300, "batch_size": 8},
+            "student_pretrain": {"steps": 800, "batch_size": 16},
+            "generator_pretrain": {"steps": 600, "batch_size": 8},
         },
-        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 64,
+        "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 128,
                           "checkpoint_every": 1},
-        "generate": {"n_samples": 32, "batch_size": 16, "max_new_tokens": 64, "min_parse_rate": 0.0},
+        "generate": {"n_samples": 32, "batch_size": 16, "max_new_tokens": 128, "min_parse_rate": 0.0},
         "verify": {"min_verified_rate": 0.0},
         "acquisition_score": {"max_new_tokens": 24, "proximity_clusters": 4},
         "finetune": {"epochs": 1.0, "batch_size": 8, "checkpoint_every": 1},
-        "evaluate": {"max_new_tokens": 24},
+        "evaluate": {"max_new_tokens": 64},
+        "compare": {"seeds": 2, "budget": 8, "rejection_n": 2, "sizes": [4, 8],
+                    "transfer_student": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                         "intermediate_size": 64}},
     },
+}
+
+
+# Documented alternatives: Qwen/Qwen2.5-7B-Instruct, meta-llama/Llama-3.1-8B-Instruct.
+_PAPER_MODEL = "Qwen/Qwen2.5-3B-Instruct"
+PROFILES["paper"] = {
+    # The paper's scale: hub models and data sets (download them first; `acqsynth check --profile paper`), GPUs.
+    "prepare": {"sources": {"math": "openai/gsm8k", "mcq": "openlifescienceai/medmcqa",
+                            "code": "google-research-datasets/mbpp"},
+                "n_seed": 500, "n_eval": 500, "n_pool": 2000, "n_pretrain": 1},
+    "build_models": {"generator": _PAPER_MODEL, "student": _PAPER_MODEL, "max_length": 2048, "probe_samples": 64,
+                     "probe_max_new_tokens": 512},
+    "policy_update": {"max_steps": 500, "prompts_per_step": 8, "num_generations": 4, "learning_rate": 1e-6,
+                      "beta": 0.04, "max_completion_length": 512, "checkpoint_every": 50, "use_vllm": True,
+                      "reward": {"weights": {"confidence": 1.0}, "normalisation": "none", "format_weight": 0.1}},
+    "generate": {"backend": "vllm", "n_samples": 1500, "batch_size": 64, "max_new_tokens": 512},
+    "acquisition_score": {"batch_size": 8, "max_length": 2048, "max_new_tokens": 512},
+    "select": {"source": "synthetic", "method": "all", "budget": 1000},
+    "finetune": {"epochs": 5.0, "learning_rate": 2e-5, "batch_size": 8, "max_length": 2048, "checkpoint_every": 200},
+    "evaluate": {"batch_size": 32, "max_new_tokens": 512},
+    "compare": {"budget": 1000, "sizes": [250, 500, 1000, 2000],
+                "transfer_student": {"hidden_size": 512, "num_layers": 8, "num_heads": 8, "intermediate_size": 1536}},
 }
 
 
@@ -349,6 +458,10 @@ class Layout:
     @property
     def scored(self) -> Path:
         return self.root / "data" / "scored.parquet"
+
+    @property
+    def selected(self) -> Path:
+        return self.root / "data" / "selected.parquet"
 
     @property
     def finetuned_student(self) -> Path:

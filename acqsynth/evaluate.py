@@ -1,13 +1,16 @@
-"""Evaluate: verifiable accuracy of a student (exact numeric match of its final answer), in domain and on a skill
-it had before fine-tuning (forgetting)."""
+"""Evaluate: verifiable accuracy of a student on each domain's evaluation split: the final answer of its completion
+compared by value (math), by option (mcq), or run against the task's tests in the sandbox (code). In-domain gain is
+measured on the target domain; forgetting on the other two."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from acqsynth.domains.math import extract_final_answer, numbers_equal, student_prompt
+from acqsynth.domains import domain_module
+from acqsynth.domains.sample import student_prompt
 from acqsynth.generation.transformers_backend import generate
 from acqsynth.models.loading import LoadedModel
 
@@ -15,18 +18,30 @@ from acqsynth.models.loading import LoadedModel
 @dataclass(frozen=True)
 class Accuracy:
     accuracy: float
-    predictions: pd.DataFrame  # id, predicted, expected, correct
+    predictions: pd.DataFrame  # id, completion, predicted, expected, correct
 
 
-def accuracy(student: LoadedModel, examples: pd.DataFrame, max_new_tokens: int, batch_size: int,
-             description: str | None = None) -> Accuracy:
+def grade(domain: str, examples: pd.DataFrame, completions: Sequence[str], workers: int = 1) -> list[bool]:
+    """Whether each completion answers its example correctly; `examples` has the `answer` and `tests` columns."""
+    module = domain_module(domain)
+    predicted = [module.extract_answer(text) for text in completions]
+    if domain == "code":
+        from acqsynth.verify.code import grade_solutions
+
+        return grade_solutions(predicted, list(examples["tests"]), workers=workers)
+    return [p is not None and module.answers_match(p, expected)
+            for p, expected in zip(predicted, examples["answer"], strict=True)]
+
+
+def accuracy(student: LoadedModel, examples: pd.DataFrame, domain: str, max_new_tokens: int, batch_size: int,
+             description: str | None = None, workers: int = 1) -> Accuracy:
     answers = generate(student.model, student.tokenizer, [student_prompt(q) for q in examples["question"]],
                        max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
                        description=description)
-    predicted = [extract_final_answer(answer.text) for answer in answers]
-    correct = [p is not None and numbers_equal(p, expected)
-               for p, expected in zip(predicted, examples["answer"], strict=True)]
-    predictions = pd.DataFrame({"id": examples["id"].to_numpy(), "completion": [a.text for a in answers],
-                                "predicted": predicted, "expected": examples["answer"].to_numpy(),
-                                "correct": correct})
+    completions = [answer.text for answer in answers]
+    correct = grade(domain, examples, completions, workers)
+    extract = domain_module(domain).extract_answer
+    predictions = pd.DataFrame({"id": examples["id"].to_numpy(), "domain": domain, "completion": completions,
+                                "predicted": [extract(text) for text in completions],
+                                "expected": examples["answer"].to_numpy(), "correct": correct})
     return Accuracy(accuracy=float(sum(correct)) / max(1, len(correct)), predictions=predictions)

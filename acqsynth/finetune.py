@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from acqsynth.config import FinetuneConfig
-from acqsynth.domains.math import student_completion, student_prompt
-from acqsynth.models.loading import LoadedModel
+from acqsynth.domains.sample import student_completion, student_prompt
+from acqsynth.models.loading import LoadedModel, best_device
 from acqsynth.resume import last_checkpoint
 
 
@@ -22,6 +22,15 @@ def sft_dataset(samples: pd.DataFrame):
     })
 
 
+def _lora(config: FinetuneConfig):
+    if config.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora.rank, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+                      target_modules=list(config.lora.target_modules), task_type="CAUSAL_LM")
+
+
 def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: FinetuneConfig, output_dir: Path,
                      checkpoints: Path, seed: int) -> tuple[list[dict[str, float]], int]:
     """Train on `samples` (question, reasoning, answer), resuming from the newest checkpoint in `checkpoints` if a
@@ -31,7 +40,7 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
 
     if samples.empty:
         raise ValueError("finetune: no verified samples to fine-tune on")
-    on_gpu = torch.cuda.is_available()
+    on_gpu = best_device().startswith("cuda")
     args = SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=config.epochs,
@@ -51,10 +60,12 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
     )
     student.model.train()
     trainer = SFTTrainer(model=student.model, args=args, train_dataset=sft_dataset(samples),
-                         processing_class=student.tokenizer)
+                         processing_class=student.tokenizer, peft_config=_lora(config))
     last, resumed_step = last_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=last)
-    student.model.eval()
-    student.model.save_pretrained(output_dir)
+    # A LoRA adapter is merged into the weights: every later stage loads a plain checkpoint.
+    model = trainer.model.merge_and_unload() if config.lora is not None else trainer.model
+    model.eval()
+    model.save_pretrained(output_dir)
     student.tokenizer.save_pretrained(output_dir)
     return [entry for entry in trainer.state.log_history if "loss" in entry], resumed_step

@@ -15,9 +15,10 @@ from acqsynth import artifacts
 from acqsynth.acquisition.combine import combine, combined_bounds
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
-from acqsynth.models.loading import LoadedModel
+from acqsynth.models.loading import LoadedModel, best_device
 from acqsynth.resume import last_checkpoint
-from acqsynth.verify.samples import check_sample
+from acqsynth.domains.sample import parse_sample
+from acqsynth.verify.samples import check_samples
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class RolloutReward:
     reward: float
 
 
+ROLLOUT_COLUMNS = ["step", "prompt_id", "completion", *RolloutReward.__dataclass_fields__]
+CURVE_COLUMNS = ["step", "mean_reward", "parse_rate", "verified_rate", "mean_verified_acquisition"]
+
+
 def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tuple[float | None, float | None]:
     """The range every `acquisition_reward` lies in (None: unbounded), failed verification included."""
     low, high = combined_bounds(reward.weights, reward.normalisation, reward_ranges(scoring))
@@ -37,15 +42,20 @@ def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tupl
     return (None if low is None else min(low, fail)), (None if high is None else max(high, fail))
 
 
-def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig) -> list[RolloutReward]:
+def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig,
+                    verify_workers: int = 1) -> list[RolloutReward]:
     """Reward of each completion of one generation batch. Only verified samples are scored on the student (the
-    costly part), and normalisation runs over them."""
-    checks = [check_sample(text) for text in completions]
+    costly part), and normalisation runs over them. With no acquisition weight (the format-only baseline) a verified
+    sample's acquisition reward is 0."""
+    checks = check_samples(completions, scorer.domain, verify_workers)
     verified = [check for check in checks if check.verified]
     names = [name for name, weight in reward.weights.items() if weight]
-    raw = scorer.scores([c.question for c in verified], [c.reasoning for c in verified],
-                        [c.answer for c in verified], names)
-    acquisition = iter(combine(raw, reward.weights, reward.normalisation) if verified else [])
+    if names and verified:
+        raw = scorer.scores([c.question for c in verified], [c.reasoning for c in verified],
+                            [c.answer for c in verified], names)
+        acquisition = iter(combine(raw, reward.weights, reward.normalisation))
+    else:
+        acquisition = iter([0.0] * len(verified))
     rewards = []
     for check in checks:
         value = float(next(acquisition)) if check.verified else reward.failed_verification
@@ -69,9 +79,11 @@ class AcquisitionReward:
 
     __name__ = "acquisition_reward"
 
-    def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path) -> None:
+    def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path,
+                 verify_workers: int = 1) -> None:
         self.scorer = scorer
         self.reward = reward
+        self.verify_workers = verify_workers
         self.log_path = log_path  # every scored rollout, appended as it is scored (survives a crash)
         self.rollouts: list[dict[str, Any]] = []
 
@@ -91,7 +103,7 @@ class AcquisitionReward:
         self.rollouts = kept
         if self.scorer.archive is not None:
             for step in sorted({row["step"] for row in kept}):
-                questions = [check_sample(row["completion"]).question for row in kept
+                questions = [parse_sample(row["completion"]).question for row in kept
                              if row["step"] == step and row["verified"]]
                 if questions:
                     self.scorer.archive.admit(self.scorer.embed(questions))
@@ -103,7 +115,7 @@ class AcquisitionReward:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
-        rewards = rollout_rewards(completions, self.scorer, self.reward)
+        rewards = rollout_rewards(completions, self.scorer, self.reward, self.verify_workers)
         rows = [{"step": int(trainer_state.global_step), "prompt_id": pid, "completion": completion, **asdict(reward)}
                 for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True)]
         self.rollouts.extend(rows)
@@ -121,6 +133,7 @@ def train_generator(
     output_dir: Path,
     checkpoints: Path,
     seed: int,
+    verify_workers: int = 1,
 ) -> tuple[pd.DataFrame, int]:
     """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
     generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
@@ -129,7 +142,9 @@ def train_generator(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    on_gpu = torch.cuda.is_available()
+    from acqsynth.generation.vllm_backend import grpo_vllm_kwargs
+
+    on_gpu = best_device().startswith("cuda")
     args = GRPOConfig(
         output_dir=str(checkpoints),
         max_steps=config.max_steps,
@@ -149,8 +164,9 @@ def train_generator(
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
         gradient_checkpointing=False,
         disable_tqdm=False,
+        **grpo_vllm_kwargs(config.use_vllm),
     )
-    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl")
+    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", verify_workers)
     last, resumed_step = last_checkpoint(checkpoints)
     reward.restore(resumed_step)
     generator.model.train()
@@ -171,7 +187,7 @@ def train_generator(
 def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:
     """Per GRPO step: mean reward, mean acquisition reward of verified samples, parse and verification rates."""
     grouped = rollouts.groupby("step")
-    curve = pd.DataFrame({
+    curve = pd.DataFrame({  # the columns of CURVE_COLUMNS
         "mean_reward": grouped["reward"].mean(),
         "parse_rate": grouped["parsed"].mean(),
         "verified_rate": grouped["verified"].mean(),

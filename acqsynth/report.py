@@ -30,6 +30,13 @@ def plot_reward_curve(curve: pd.DataFrame, path: Path) -> None:
     rate_axis.set_ylabel("verified rate")
     rate_axis.set_ylim(0, 1)
     figure.legend(loc="upper left")
+    save_figure(figure, path)
+
+
+def save_figure(figure, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically, and close it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = artifacts.staging_path(path)
@@ -40,23 +47,29 @@ def plot_reward_curve(curve: pd.DataFrame, path: Path) -> None:
 
 def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]]) -> str:
     build, policy, evaluation = metrics["build_models"], metrics["policy_update"], metrics["evaluate"]
-    in_domain, forgetting = evaluation["in_domain"], evaluation["forgetting"]
+    domain = config.domain
+    in_domain = evaluation["in_domain"]
     lines = [
-        f"# acqsynth run: profile `{config.profile}`",
+        f"# acqsynth run: profile `{config.profile}`, target domain `{domain}`",
         "",
         "| quantity | value |",
         "|---|---|",
-        f"| base generator parse rate | {_pct(build['base_generator_parse_rate'])} |",
-        f"| base generator verified rate | {_pct(build['base_generator_verified_rate'])} |",
-        f"| GRPO mean reward, first -> last step | {policy['first_step_mean_reward']:.3f} -> "
-        f"{policy['last_step_mean_reward']:.3f} |",
+        f"| base generator parse rate | {_pct(build[f'{domain}_base_generator_parse_rate'])} |",
+        f"| base generator verified rate | {_pct(build[f'{domain}_base_generator_verified_rate'])} |",
+        (f"| GRPO mean reward, first -> last step | {policy['first_step_mean_reward']:.3f} -> "
+         f"{policy['last_step_mean_reward']:.3f} |" if policy["steps"] else "| GRPO | none (untrained generator) |"),
         f"| trained generator parse rate | {_pct(metrics['generate']['parse_rate'])} |",
         f"| verified rate (kept / generated) | {_pct(metrics['verify']['verified_rate'])} "
         f"({metrics['verify']['n_verified']} / {metrics['verify']['n_checked']}) |",
-        f"| student in-domain accuracy, before -> after | {_pct(in_domain['before_accuracy'])} -> "
-        f"{_pct(in_domain['after_accuracy'])} (n = {in_domain['n']}) |",
-        f"| forgetting ({forgetting['skill']}), before -> after | {_pct(forgetting['before_accuracy'])} -> "
-        f"{_pct(forgetting['after_accuracy'])} (n = {forgetting['n']}) |",
+        "",
+        "## Student accuracy before and after fine-tuning",
+        "",
+        "| domain | role | before | after | change | n |",
+        "|---|---|---|---|---|---|",
+        f"| {domain} | in-domain | {_pct(in_domain['before_accuracy'])} | {_pct(in_domain['after_accuracy'])} | "
+        f"{100 * in_domain['gain']:+.1f} pts | {in_domain['n']} |",
+        *[f"| {other} | forgetting | {_pct(values['before_accuracy'])} | {_pct(values['after_accuracy'])} | "
+          f"{-100 * values['drop']:+.1f} pts | {values['n']} |" for other, values in evaluation["forgetting"].items()],
         "",
         "## Acquisition rewards of the verified samples (mean, on the base student)",
         "",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -66,24 +66,47 @@ class ShardStore:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def run_in_shards(store: ShardStore, n_items: int, shard_size: int,
-                  compute: Callable[[int, int, int], pd.DataFrame], description: str,
-                  on_done: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+ShardCompute = Callable[[int, int, int], pd.DataFrame]
+# Computes the given (shard, start, stop) shards with the compute function, yielding their frames in that order.
+ShardMapper = Callable[[ShardCompute, list[tuple[int, int, int]]], Iterable[pd.DataFrame]]
+
+
+def map_sequentially(compute: ShardCompute, shards: list[tuple[int, int, int]]) -> Iterator[pd.DataFrame]:
+    """The default `ShardMapper`: in this process, each shard computed only when its frame is asked for."""
+    return (compute(shard, start, stop) for shard, start, stop in shards)
+
+
+def run_in_shards(store: ShardStore, n_items: int, shard_size: int, compute: ShardCompute, description: str,
+                  on_done: Callable[[pd.DataFrame], None] | None = None,
+                  map_shards: ShardMapper | None = None) -> pd.DataFrame:
     """Rows [0, n_items) computed shard by shard with `compute(shard, start, stop)`; shards a killed run finished
-    are read back (and handed to `on_done`, in order, to restore any state they built) instead of computed again."""
+    are read back (and handed to `on_done`, in order, to restore any state they built) instead of computed again.
+
+    `map_shards` computes the missing shards elsewhere (in parallel: see tasks/fanout.py); their frames are still
+    written in shard order, as they come, so the stored shards of a killed run are always the ones it had reached.
+    Only a `compute` that is a pure function of its shard may be mapped: state it changes in a worker (e.g. the
+    diversity archive of acquisition scoring) never comes back to this process."""
     from rich.progress import Progress
 
     n_shards = -(-n_items // shard_size)
+    bounds = [(shard, shard * shard_size, min(n_items, (shard + 1) * shard_size)) for shard in range(n_shards)]
+    missing = [bound for bound in bounds if not store.done(bound[0])]
+    pending = {shard for shard, _, _ in missing}
+    frames = iter((map_shards or map_sequentially)(compute, missing))
     with Progress() as progress:
         task = progress.add_task(description, total=n_items)
-        for shard in range(n_shards):
-            start, stop = shard * shard_size, min(n_items, (shard + 1) * shard_size)
-            if store.done(shard):
-                if on_done is not None:
-                    on_done(store.read(shard))
-            else:
-                store.write(shard, compute(shard, start, stop))
+        for shard, _, stop in bounds:
+            if shard in pending:
+                frame = next(frames, None)
+                if frame is None:
+                    raise RuntimeError(f"{description}: the shard mapper returned no frame for shard {shard}")
+                store.write(shard, frame)
+            elif on_done is not None:
+                on_done(store.read(shard))
             progress.update(task, completed=stop)
+    # Also lets a mapper that is a generator leave its `with` blocks (stop its workers) now.
+    if next(frames, None) is not None:
+        raise RuntimeError(f"{description}: the shard mapper returned more frames than the {len(missing)} shards")
     return store.assemble(n_shards)
 
 

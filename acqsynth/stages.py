@@ -1,8 +1,8 @@
 """The pipeline's stages, one plain function each: read the inputs from the layout, compute, write every output to a
 staging path, validate it with its quality gate, and only then promote it over the previous good version.
 
-prepare -> build_models -> seed_centroids -> policy_update -> generate -> verify -> acquisition_score -> finetune
--> evaluate -> report
+prepare -> build_models -> seed_centroids -> policy_update -> generate -> verify -> acquisition_score -> select
+-> finetune -> evaluate -> report
 Each returns the metrics it wrote (also saved as metrics/<stage>.json).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import random
 import re
+import shutil
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -21,16 +22,20 @@ import numpy as np
 import pandas as pd
 
 from acqsynth import artifacts
-from acqsynth.config import Layout, PipelineConfig, PROCEDURAL, TINY
-from acqsynth.domains import math as math_domain
+from acqsynth.config import DOMAIN_NAMES, Layout, PipelineConfig, PROCEDURAL, TINY
+from acqsynth.domains import domain_module
+from acqsynth.domains.sample import Example, format_sample, generator_prompt, parse_sample, student_completion
+from acqsynth.domains.sample import student_prompt, unique_questions
 from acqsynth.quality import gates
-from acqsynth.resume import ShardStore, checkpoint_dir, fingerprint, run_in_shards
+from acqsynth.resume import ShardMapper, ShardStore, checkpoint_dir, fingerprint, run_in_shards
 
-EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "source"]
+EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "tests", "source"]
 VERIFY_SHARD_SIZE = 256
-SPLITS = ("seed", "eval", "pool", "pretrain", "forget")
+SPLITS = ("seed", "eval", "pool", "pretrain")
 STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
-          "finetune", "evaluate", "report")
+          "select", "finetune", "evaluate", "report")
+SHARDED_STAGES = ("generate", "verify", "acquisition_score")  # take a `map_shards` to fan their shards out
+SELECTED_COLUMNS = ["id", "source", "question", "reasoning", "answer", "selection_score"]
 
 
 @contextmanager
@@ -62,14 +67,16 @@ def _write_metrics(layout: Layout, stage: str, metrics: dict[str, Any], started:
     return metrics
 
 
-def _split(layout: Layout, name: str) -> pd.DataFrame:
-    return artifacts.read_table(layout.split(name), EXAMPLE_COLUMNS, exact=True)
+def _split(layout: Layout, name: str, domain: str | None = None) -> pd.DataFrame:
+    """A prepared split, all domains or one."""
+    frame = artifacts.read_table(layout.split(name), EXAMPLE_COLUMNS, exact=True)
+    return frame if domain is None else frame[frame["domain"] == domain].reset_index(drop=True)
 
 
-def _load(path: Path):
+def _load(path: Path, training: bool = False):
     from acqsynth.models.loading import load_model
 
-    return load_model(path)
+    return load_model(path, training=training)
 
 
 def _seed_everything(seed: int) -> None:
@@ -90,112 +97,109 @@ def _checkpoints(final: Path, *inputs: object) -> Path:
 
 # -- prepare -------------------------------------------------------------------------------------------------------
 
-def _examples(problems: list[math_domain.MathProblem], source: str) -> pd.DataFrame:
+def _examples(examples: list[Example], domain: str, source: str) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"id": p.id, "domain": "math", "skill": p.skill, "question": p.question, "reasoning": p.reasoning,
-          "answer": p.answer, "source": source} for p in problems],
+        [{"id": f"{domain}/{e.id}", "domain": domain, "skill": e.skill, "question": e.question,
+          "reasoning": e.reasoning, "answer": e.answer, "tests": e.tests, "source": source} for e in examples],
         columns=EXAMPLE_COLUMNS,
     )
 
 
-def _unique_questions(problems: list[math_domain.MathProblem]) -> list[math_domain.MathProblem]:
-    seen: set[str] = set()
-    unique = []
-    for problem in problems:
-        if problem.question not in seen:
-            seen.add(problem.question)
-            unique.append(problem)
-    return unique
+def _domain_splits(config: PipelineConfig, domain: str) -> dict[str, pd.DataFrame]:
+    """Seed, pool, pretrain and eval examples of one domain, with disjoint questions."""
+    cfg = config.prepare
+    module = domain_module(domain)
+    source = cfg.sources[domain]
+    in_domain = cfg.n_seed + cfg.n_pool + cfg.n_pretrain
+    seed = config.data_seed + DOMAIN_NAMES.index(domain)
+    if source == PROCEDURAL:
+        extra = {"difficulty": module.MathDifficulty(**cfg.difficulty.model_dump())} if domain == "math" else {}
+        examples = unique_questions(module.procedural_examples(in_domain + cfg.n_eval, seed=seed, **extra))
+        eval_examples, train_examples = examples[: cfg.n_eval], examples[cfg.n_eval :]
+    else:
+        eval_examples = module.load_examples(source, split="test", limit=cfg.n_eval)
+        held_out = {example.question for example in eval_examples}
+        train_examples = [e for e in unique_questions(module.load_examples(source, split="train"))
+                          if e.question not in held_out]
+    if len(train_examples) < in_domain or len(eval_examples) < cfg.n_eval:
+        raise ValueError(
+            f"prepare: {domain} source {source!r} gave {len(train_examples)} training and {len(eval_examples)} eval "
+            f"examples; prepare.n_seed + n_pool + n_pretrain = {in_domain} and n_eval = {cfg.n_eval} are needed"
+        )
+    train_examples = random.Random(seed).sample(train_examples, in_domain)
+    label = "procedural" if source == PROCEDURAL else source
+    return {
+        "seed": _examples(train_examples[: cfg.n_seed], domain, label),
+        "pool": _examples(train_examples[cfg.n_seed : cfg.n_seed + cfg.n_pool], domain, label),
+        "pretrain": _examples(train_examples[cfg.n_seed + cfg.n_pool :], domain, label),
+        "eval": _examples(eval_examples[: cfg.n_eval], domain, label),
+    }
 
 
 def prepare(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    """Seed, eval, pool and pretrain splits of word problems (disjoint questions), and the forgetting split: a skill
-    the student learns in pre-training but never sees in the synthetic data (arithmetic drills)."""
+    """Seed, eval, pool and pretrain splits of all three domains (disjoint questions within each domain). The
+    student is pre-trained on all three, so whichever domain is the target, the other two measure forgetting."""
     started = time.perf_counter()
-    cfg = config.prepare
-    difficulty = math_domain.MathDifficulty(**cfg.difficulty.model_dump())
-    in_domain = cfg.n_seed + cfg.n_pool + cfg.n_pretrain
-    if cfg.source == PROCEDURAL:
-        # Over-generate, then drop repeated questions so that no eval question is in a training split.
-        problems = _unique_questions(
-            math_domain.generate_word_problems(2 * (in_domain + cfg.n_eval), difficulty, seed=config.seed)
-        )
-        eval_problems, train_problems = problems[: cfg.n_eval], problems[cfg.n_eval :]
-        source = "procedural"
-    else:
-        eval_problems = math_domain.load_gsm8k(cfg.source, split="test", limit=cfg.n_eval)
-        train_problems = math_domain.load_gsm8k(cfg.source, split="train", limit=in_domain)
-        source = cfg.source
-    if len(train_problems) < in_domain or len(eval_problems) < cfg.n_eval:
-        raise ValueError(
-            f"prepare: source {cfg.source!r} gave {len(train_problems)} training and {len(eval_problems)} eval "
-            f"problems; prepare.n_seed + n_pool + n_pretrain = {in_domain} and n_eval = {cfg.n_eval} are needed"
-        )
-    train_problems = random.Random(config.seed).sample(train_problems, in_domain)
-    drills = _unique_questions(
-        math_domain.generate_arithmetic_drills(4 * cfg.n_forget, difficulty, seed=config.seed + 1)
-    )
-    n_drills_pretrain = len(drills) - cfg.n_forget
-    splits = {
-        "seed": _examples(train_problems[: cfg.n_seed], source),
-        "pool": _examples(train_problems[cfg.n_seed : cfg.n_seed + cfg.n_pool], source),
-        "pretrain": _examples(train_problems[cfg.n_seed + cfg.n_pool :] + drills[: n_drills_pretrain], source),
-        "eval": _examples(eval_problems[: cfg.n_eval], source),
-        "forget": _examples(drills[n_drills_pretrain:], "procedural"),
-    }
+    per_domain = {domain: _domain_splits(config, domain) for domain in DOMAIN_NAMES}
+    splits = {name: pd.concat([per_domain[d][name] for d in DOMAIN_NAMES], ignore_index=True) for name in SPLITS}
     for name, frame in splits.items():
         _gate(frame, gates.examples_expectations(), f"prepare_{name}", layout.split(name), layout)
     with _staged(layout.prepared) as staged:
         for name, frame in splits.items():
             artifacts.write_table(staged / f"{name}.parquet", frame)
-    return _write_metrics(layout, "prepare", {f"n_{name}": len(frame) for name, frame in splits.items()}, started)
+    metrics = {f"n_{name}": {domain: int((frame["domain"] == domain).sum()) for domain in DOMAIN_NAMES}
+               for name, frame in splits.items()}
+    return _write_metrics(layout, "prepare", metrics, started)
 
 
 # -- build_models ---------------------------------------------------------------------------------------------------
 
 def generator_pairs(examples: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
-    """Pre-training pairs for the generator: a seed example in the prompt, another problem as the new sample."""
+    """Pre-training pairs for the generator: a seed example in the prompt, another example of the same domain as
+    the new sample."""
     rng = random.Random(seed)
-    rows = examples.to_dict("records")
     pairs = []
-    for row in rows:
-        other = rows[rng.randrange(len(rows))]
-        pairs.append((math_domain.generator_prompt(row["question"], row["reasoning"], row["answer"]),
-                      math_domain.format_sample(other["question"], other["reasoning"], other["answer"])))
+    for domain, group in examples.groupby("domain", sort=True):
+        instruction = domain_module(domain).GENERATOR_INSTRUCTION
+        rows = group.to_dict("records")
+        for row in rows:
+            other = rows[rng.randrange(len(rows))]
+            pairs.append((generator_prompt(instruction, row["question"], row["reasoning"], row["answer"]),
+                          format_sample(other["question"], other["reasoning"], other["answer"])))
     return pairs
 
 
 def student_pairs(examples: pd.DataFrame) -> list[tuple[str, str]]:
-    return [(math_domain.student_prompt(q), math_domain.student_completion(r, a))
+    return [(student_prompt(q), student_completion(r, a))
             for q, r, a in zip(examples["question"], examples["reasoning"], examples["answer"], strict=True)]
 
 
 def _generator_prompts(seeds: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """`n` generator prompts cycling over the seed examples in a shuffled order."""
+    """`n` generator prompts cycling over the seed examples (of one domain) in a shuffled order."""
     order = random.Random(seed).sample(range(len(seeds)), len(seeds))
     rows = [seeds.iloc[order[i % len(order)]] for i in range(n)]
     return pd.DataFrame({
         "prompt_id": [row["id"] for row in rows],
-        "prompt": [math_domain.generator_prompt(row["question"], row["reasoning"], row["answer"]) for row in rows],
+        "prompt": [generator_prompt(domain_module(row["domain"]).GENERATOR_INSTRUCTION, row["question"],
+                                    row["reasoning"], row["answer"]) for row in rows],
     })
 
 
 def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    """The base generator and student: tiny ones built and pre-trained here, or any local/hub checkpoint copied in.
-    Reports the base generator's parse and verification rates and the base student's accuracy."""
+    """The base generator and student: tiny ones built and pre-trained here on all three domains, or any local/hub
+    checkpoint copied in. Reports, per domain, the base generator's parse and verification rates and the base
+    student's accuracy."""
     from acqsynth.evaluate import accuracy
     from acqsynth.generation.transformers_backend import generate
     from acqsynth.models import tiny
     from acqsynth.models.loading import load_model
-    from acqsynth.verify.samples import check_sample
+    from acqsynth.verify.samples import check_samples
 
     started = time.perf_counter()
     cfg = config.build_models
-    _seed_everything(config.seed)
+    _seed_everything(config.data_seed)
     pretrain = _split(layout, "pretrain")
-    seeds = _split(layout, "seed")
-    word_problems = pretrain[pretrain["skill"] == "word_problem"]
-    gen_pairs = generator_pairs(word_problems, config.seed)
+    gen_pairs = generator_pairs(pretrain, config.data_seed)
     stu_pairs = student_pairs(pretrain)
     metrics: dict[str, Any] = {}
     with _staged(layout.base_models) as staged:
@@ -204,37 +208,38 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             tokenizer = tiny.train_tokenizer([p + c for p, c in gen_pairs + stu_pairs], cfg.vocab_size)
         student = None
         if cfg.student == TINY:
-            student = tiny.build_llama(cfg.tiny, tokenizer, cfg.max_length, config.seed)
-            losses = tiny.pretrain(student, tokenizer, stu_pairs, cfg.student_pretrain, cfg.max_length, config.seed,
-                                   "pre-train student")
+            student = tiny.build_llama(cfg.tiny, tokenizer, cfg.max_length, config.data_seed)
+            losses = tiny.pretrain(student, tokenizer, stu_pairs, cfg.student_pretrain, cfg.max_length,
+                                   config.data_seed, "pre-train student")
             tiny.save_checkpoint(student, tokenizer, staged / "student")
             metrics["student_final_pretrain_loss"] = sum(losses[-20:]) / len(losses[-20:])
         else:
             loaded = load_model(cfg.student)
             tiny.save_checkpoint(loaded.model, loaded.tokenizer, staged / "student")
         if cfg.generator == TINY:
-            # Starting from the pre-trained student, the generator can already do the arithmetic it will write.
+            # Starting from the pre-trained student, the generator can already do what it will write about.
             generator_model = (copy.deepcopy(student) if student is not None
-                               else tiny.build_llama(cfg.tiny, tokenizer, cfg.max_length, config.seed))
+                               else tiny.build_llama(cfg.tiny, tokenizer, cfg.max_length, config.data_seed))
             losses = tiny.pretrain(generator_model, tokenizer, gen_pairs, cfg.generator_pretrain, cfg.max_length,
-                                   config.seed, "pre-train generator")
+                                   config.data_seed, "pre-train generator")
             tiny.save_checkpoint(generator_model, tokenizer, staged / "generator")
             metrics["generator_final_pretrain_loss"] = sum(losses[-20:]) / len(losses[-20:])
         else:
             loaded = load_model(cfg.generator)
             tiny.save_checkpoint(loaded.model, loaded.tokenizer, staged / "generator")
         generator = load_model(staged / "generator")
-        prompts = _generator_prompts(seeds, cfg.probe_samples, config.seed)
-        texts = generate(generator.model, generator.tokenizer, list(prompts["prompt"]),
-                         max_new_tokens=cfg.probe_max_new_tokens, temperature=1.0, batch_size=64,
-                         description="base generator samples")
-        checks = [check_sample(t.text) for t in texts]
-        metrics["base_generator_parse_rate"] = sum(c.parsed for c in checks) / len(checks)
-        metrics["base_generator_verified_rate"] = sum(c.verified for c in checks) / len(checks)
-        eval_split = _split(layout, "eval")
-        base = accuracy(load_model(staged / "student"), eval_split, cfg.probe_max_new_tokens, 64,
-                        "base student accuracy")
-        metrics["base_student_eval_accuracy"] = base.accuracy
+        base_student = load_model(staged / "student")
+        for domain in DOMAIN_NAMES:
+            prompts = _generator_prompts(_split(layout, "seed", domain), cfg.probe_samples, config.data_seed)
+            texts = generate(generator.model, generator.tokenizer, list(prompts["prompt"]),
+                             max_new_tokens=cfg.probe_max_new_tokens, temperature=1.0, batch_size=64,
+                             description=f"base generator {domain} samples")
+            checks = check_samples([t.text for t in texts], domain, config.verify.workers)
+            metrics[f"{domain}_base_generator_parse_rate"] = sum(c.parsed for c in checks) / len(checks)
+            metrics[f"{domain}_base_generator_verified_rate"] = sum(c.verified for c in checks) / len(checks)
+            base = accuracy(base_student, _split(layout, "eval", domain), domain, cfg.probe_max_new_tokens, 64,
+                            f"base student {domain} accuracy", config.verify.workers)
+            metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
         _gate(pd.DataFrame([metrics]), gates.metrics_expectations(metrics), "build_models_metrics",
               layout.metrics / "build_models.json", layout)
     return _write_metrics(layout, "build_models", metrics, started)
@@ -256,13 +261,19 @@ def seed_centroids(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     started = time.perf_counter()
     cfg = config.acquisition_score
-    seeds = _split(layout, "seed")
+    seeds = _split(layout, "seed", config.domain)
     embeddings = embedder(cfg.embedder, _embedding_student(config, layout)).embed(list(seeds["question"]))
-    centroids = kmeans_centroids(embeddings, cfg.proximity_clusters, config.seed)
-    save_centroids(layout.centroids, centroids, artifacts.content_hash(layout.split("seed")))
-    metrics = {"n_seeds": len(seeds), "n_centroids": int(len(centroids)), "embedder": cfg.embedder,
+    centroids = kmeans_centroids(embeddings, cfg.proximity_clusters, config.data_seed)
+    save_centroids(layout.centroids, centroids, _seeds_fingerprint(config, layout))
+    metrics = {"domain": config.domain, "n_seeds": len(seeds), "n_centroids": int(len(centroids)),
+               "embedder": cfg.embedder,
                "mean_seed_proximity": float(proximity_rewards(embeddings, centroids).mean())}
     return _write_metrics(layout, "seed_centroids", metrics, started)
+
+
+def _seeds_fingerprint(config: PipelineConfig, layout: Layout) -> str:
+    """Which seeds the centroids were built from: the seed split's content and the target domain."""
+    return f"{artifacts.content_hash(layout.split('seed'))}:{config.domain}"
 
 
 def _scorer(config: PipelineConfig, layout: Layout, student, seeds: pd.DataFrame):
@@ -270,8 +281,8 @@ def _scorer(config: PipelineConfig, layout: Layout, student, seeds: pd.DataFrame
     from acqsynth.acquisition.proximity import load_centroids
     from acqsynth.acquisition.scoring import AcquisitionScorer
 
-    centroids = load_centroids(layout.centroids, artifacts.content_hash(layout.split("seed")))
-    scorer = AcquisitionScorer(student, config.acquisition_score, centroids=centroids)
+    centroids = load_centroids(layout.centroids, _seeds_fingerprint(config, layout))
+    scorer = AcquisitionScorer(student, config.acquisition_score, config.domain, centroids=centroids)
     scorer.start_archive(list(seeds["question"]))
     return scorer
 
@@ -279,72 +290,75 @@ def _scorer(config: PipelineConfig, layout: Layout, student, seeds: pd.DataFrame
 # -- policy_update --------------------------------------------------------------------------------------------------
 
 def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from acqsynth.policy import reward_bounds, reward_curve, train_generator
+    from acqsynth.policy import CURVE_COLUMNS, ROLLOUT_COLUMNS, reward_bounds, reward_curve, train_generator
 
     started = time.perf_counter()
     cfg = config.policy_update
     _seed_everything(config.seed)
-    seeds = _split(layout, "seed")
-    generator = _load(layout.base_generator)
+    seeds = _split(layout, "seed", config.domain)
+    generator = _load(layout.base_generator, training=True)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
     checkpoints = _checkpoints(layout.policy, *(artifacts.content_hash(path) for path in (
         layout.base_models, layout.split("seed"), layout.centroids)), cfg.model_dump(mode="json"),
-        config.acquisition_score.model_dump(mode="json"), config.seed)
+        config.acquisition_score.model_dump(mode="json"), config.seed, config.domain)
+    trained = cfg.max_steps > 0
     with _staged(layout.policy) as staged_model:
-        rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
-                                                 config.seed)
-        low, high = reward_bounds(cfg.reward, config.acquisition_score)
-        _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
-                           layout.rollouts, layout)
+        if trained:
+            rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
+                                                     config.seed, config.verify.workers)
+            low, high = reward_bounds(cfg.reward, config.acquisition_score)
+            _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
+                               layout.rollouts, layout)
+        else:  # the untrained generator: the "original" baseline
+            shutil.copytree(layout.base_generator, staged_model)
+            rollouts, resumed_from = pd.DataFrame(columns=ROLLOUT_COLUMNS), 0
+            artifacts.write_table(layout.rollouts, rollouts)
     artifacts.discard(checkpoints)
-    curve = reward_curve(rollouts)
+    curve = reward_curve(rollouts) if trained else pd.DataFrame(columns=CURVE_COLUMNS)
     artifacts.atomic_write_text(layout.metrics / "policy_rewards.csv", curve.to_csv(index=False))
-    first, last = curve.iloc[0], curve.iloc[-1]
     metrics = {
         "steps": int(len(curve)),
         "resumed_from_step": resumed_from,
         "rollouts": int(len(rollouts)),
-        "first_step_mean_reward": float(first["mean_reward"]),
-        "last_step_mean_reward": float(last["mean_reward"]),
-        "parse_rate": float(rollouts["parsed"].mean()),
-        "verified_rate": float(rollouts["verified"].mean()),
+        "first_step_mean_reward": float(curve["mean_reward"].iloc[0]) if trained else None,
+        "last_step_mean_reward": float(curve["mean_reward"].iloc[-1]) if trained else None,
+        "parse_rate": float(rollouts["parsed"].mean()) if trained else None,
+        "verified_rate": float(rollouts["verified"].mean()) if trained else None,
     }
     return _write_metrics(layout, "policy_update", metrics, started)
 
 
 # -- generate -------------------------------------------------------------------------------------------------------
 
-def generate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
+def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """N samples from the trained generator, in shards: shard i samples with its own seed, so a resumed run writes
     exactly the rows of an uninterrupted one."""
-    import torch
-
-    from acqsynth.generation.transformers_backend import generate as generate_texts
+    from acqsynth.generation import load_generator
 
     started = time.perf_counter()
     cfg = config.generate
-    seeds = _split(layout, "seed")
-    generator = _load(layout.policy)
+    seeds = _split(layout, "seed", config.domain)
+    generator = load_generator(cfg.backend, layout.policy, cfg.batch_size, seed=config.seed)
     checkpoint = f"{layout.policy.relative_to(layout.root)}@{artifacts.content_hash(layout.policy)[:12]}"
     prompts = _generator_prompts(seeds, cfg.n_samples, config.seed)
     store = _shard_store(layout.generated, checkpoint, artifacts.content_hash(layout.split("seed")),
-                         cfg.model_dump(mode="json"), config.seed)
+                         cfg.model_dump(mode="json"), config.seed, config.domain)
 
     def generate_shard(shard: int, start: int, stop: int) -> pd.DataFrame:
-        torch.manual_seed(config.seed * 1_000_003 + shard)
         chunk = prompts.iloc[start:stop]
-        texts = generate_texts(generator.model, generator.tokenizer, list(chunk["prompt"]), cfg.max_new_tokens,
-                               cfg.temperature, cfg.batch_size)
+        texts = generator.generate(list(chunk["prompt"]), cfg.max_new_tokens, cfg.temperature,
+                                   seed=config.seed * 1_000_003 + shard)
         rows = []
         for index, seed_id, text in zip(range(start, stop), chunk["prompt_id"], texts, strict=True):
-            parsed = math_domain.parse_sample(text.text)
-            rows.append({"id": f"gen-{index:06d}", "seed_id": seed_id, "generator": checkpoint,
+            parsed = parse_sample(text.text)
+            rows.append({"id": f"gen-{index:06d}", "domain": config.domain, "seed_id": seed_id,
+                         "generator": checkpoint,
                          "completion": text.text, "parsed": parsed.ok, "parse_error": parsed.error,
                          "question": parsed.question, "reasoning": parsed.reasoning, "answer": parsed.answer})
         return pd.DataFrame(rows)
 
-    frame = run_in_shards(store, cfg.n_samples, cfg.batch_size, generate_shard, "generate")
+    frame = run_in_shards(store, cfg.n_samples, cfg.batch_size, generate_shard, "generate", map_shards=map_shards)
     _write_gated_table(frame, gates.generated_expectations(cfg.min_parse_rate), "generate", layout.generated, layout)
     store.clear()
     return _write_metrics(layout, "generate", {"n_samples": len(frame), "parse_rate": float(frame["parsed"].mean())},
@@ -353,24 +367,51 @@ def generate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 # -- verify ---------------------------------------------------------------------------------------------------------
 
-def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    """Check every generated sample; keep the verified ones, each new question once and none that is in the
-    evaluation split (that would inflate the measured gain). Rejected rows go to their own table with a reason."""
-    from acqsynth.verify.samples import check_sample
+def _self_consistency(config: PipelineConfig, layout: Layout, kept: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The answer model's vote on each kept medical question (the method's relabelling): the base student answers
+    it k times. Returns each row's (possibly relabelled) answer and "" or the reason it is rejected."""
+    from acqsynth.acquisition.answer_variance import sample_answers
+    from acqsynth.domains import mcq
+    from acqsynth.verify.mcq import self_consistency
+
+    cfg = config.verify.self_consistency
+    _seed_everything(config.seed)
+    student = _load(layout.base_student)
+    groups = sample_answers(student, [student_prompt(q) for q in kept["question"]], cfg.samples, cfg.temperature,
+                            config.evaluate.max_new_tokens, config.evaluate.batch_size)
+    answers, reasons = [], []
+    for group, key in zip(groups, kept["answer"], strict=True):
+        verdict, new_key = self_consistency([mcq.extract_answer(text) for text in group], mcq.extract_answer(key)
+                                            or key, cfg.mode, cfg.min_agreement)
+        answers.append(new_key)
+        reasons.append("" if verdict.verified else f"self-consistency: {verdict.reason}")
+    return answers, reasons
+
+
+def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
+    """Check every generated sample with its domain's verifier; keep the verified ones, each new question once and
+    none that is in the evaluation split (that would inflate the measured gain). Medical questions may then face
+    the answer model's vote. Rejected rows go to their own table with a reason."""
+    from acqsynth.verify.samples import check_samples
 
     started = time.perf_counter()
-    generated = artifacts.read_table(layout.generated, ["id", "completion"])
+    cfg = config.verify
+    generated = artifacts.read_table(layout.generated, ["id", "domain", "completion"])
     if generated.empty:
         raise artifacts.ArtifactError(f"{layout.generated}: no generated samples; expected at least one row")
-    held_out = set(_split(layout, "eval")["question"])
+    domains = set(generated["domain"])
+    if domains != {config.domain}:
+        raise artifacts.ArtifactError(f"{layout.generated}: domain: expected only {config.domain!r} (params.yaml "
+                                      f"domain), got {sorted(domains)}; rerun generate")
+    held_out = set(_split(layout, "eval", config.domain)["question"])
     store = _shard_store(layout.verified, artifacts.content_hash(layout.generated))
 
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
-        checks = [check_sample(text) for text in generated["completion"].iloc[start:stop]]
+        checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, cfg.workers)
         return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
                              "question": [c.question for c in checks]})
 
-    checks = run_in_shards(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify")
+    checks = run_in_shards(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify", map_shards=map_shards)
     # Duplicates and eval-set questions depend on all rows: decided after every shard is checked.
     first_seen: dict[str, str] = {}
     verified, reasons = [], []
@@ -385,22 +426,28 @@ def verify(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         verified.append(reason == "")
         reasons.append(reason)
     checked = generated.assign(verified=verified, reason=reasons)
+    if config.domain == "mcq" and cfg.self_consistency.samples > 0 and checked["verified"].any():
+        kept_rows = checked.index[checked["verified"]]
+        answers, vote_reasons = _self_consistency(config, layout, checked.loc[kept_rows])
+        checked.loc[kept_rows, "answer"] = answers
+        checked.loc[kept_rows, "reason"] = vote_reasons
+        checked.loc[kept_rows, "verified"] = [reason == "" for reason in vote_reasons]
     kept = checked[checked["verified"]].reset_index(drop=True)
     rejected = checked[~checked["verified"]].reset_index(drop=True)
     rejected_path = layout.verified.with_name("rejected.parquet")
-    _gate(checked, gates.verified_expectations(config.verify.min_verified_rate), "verify", layout.verified, layout)
+    _gate(checked, gates.verified_expectations(cfg.min_verified_rate), "verify", layout.verified, layout)
     artifacts.write_table(layout.verified, kept)
     artifacts.write_table(rejected_path, rejected)
     store.clear()
     reason_kinds = Counter(re.sub(r"-?\d+", "N", reason.split(":")[0]) for reason in rejected["reason"])
-    metrics = {"n_checked": len(checked), "n_verified": len(kept), "verified_rate": len(kept) / len(checked),
-               "rejected_by_reason": dict(reason_kinds.most_common())}
+    metrics = {"domain": config.domain, "n_checked": len(checked), "n_verified": len(kept),
+               "verified_rate": len(kept) / len(checked), "rejected_by_reason": dict(reason_kinds.most_common())}
     return _write_metrics(layout, "verify", metrics, started)
 
 
 # -- acquisition_score ----------------------------------------------------------------------------------------------
 
-def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
+def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """All five acquisition rewards of every verified sample (for analysis and the selection baselines), and the
     configured combination as `acquisition_score`. Diversity is the gain against the seeds and the samples before
     it, batch by batch, in dataset order."""
@@ -414,25 +461,33 @@ def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     cfg = config.acquisition_score
     reward = config.policy_update.reward
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
-    seeds = _split(layout, "seed")
+    seeds = _split(layout, "seed", config.domain)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
-    store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), artifacts.content_hash(layout.split(
-        "seed")), artifacts.content_hash(layout.base_student), cfg.model_dump(mode="json"), config.seed)
+    store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), _seeds_fingerprint(config, layout),
+                         artifacts.content_hash(layout.base_student), cfg.model_dump(mode="json"), config.seed)
+
+    per_sample = [name for name in REWARD_NAMES if name != "diversity"]
 
     def score_shard(shard: int, start: int, stop: int) -> pd.DataFrame:
+        # A pure function of its shard (so it may be fanned out): diversity, which depends on every sample before
+        # it, is computed afterwards from the stored embeddings.
         torch.manual_seed(config.seed * 1_000_003 + shard)  # answer variance samples
         chunk = verified.iloc[start:stop]
         embeddings = scorer.embed(list(chunk["question"]))
         scores = scorer.scores(list(chunk["question"]), list(chunk["reasoning"]), list(chunk["answer"]),
-                               REWARD_NAMES, embeddings=embeddings)
-        # The embeddings let a resumed run rebuild the diversity archive exactly as it was after this shard.
+                               per_sample, embeddings=embeddings)
         return pd.DataFrame({**scores, "question_embedding": list(embeddings)})
 
-    def readmit(shard: pd.DataFrame) -> None:
-        scorer.archive.admit(np.stack(shard["question_embedding"].to_numpy()).astype(np.float32))
-
     if len(verified):
-        columns = run_in_shards(store, len(verified), cfg.batch_size, score_shard, "acquisition score", readmit)
+        columns = run_in_shards(store, len(verified), cfg.batch_size, score_shard, "acquisition score",
+                                map_shards=map_shards)
+        embeddings = np.stack(columns["question_embedding"].to_numpy()).astype(np.float32)
+        gains = []
+        for start in range(0, len(embeddings), cfg.batch_size):  # batch by batch, in dataset order
+            batch = embeddings[start : start + cfg.batch_size]
+            gains.append(scorer.archive.gains(batch))
+            scorer.archive.admit(batch)
+        columns["diversity"] = np.concatenate(gains)
     else:
         columns = pd.DataFrame({name: [] for name in REWARD_NAMES})
     raw = {name: columns[name].to_numpy(dtype=np.float64) for name in REWARD_NAMES}
@@ -446,6 +501,56 @@ def acquisition_score(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "acquisition_score", metrics, started)
 
 
+# -- select -------------------------------------------------------------------------------------------------------
+
+def _pool_scores(config: PipelineConfig, layout: Layout, pool: pd.DataFrame) -> np.ndarray:
+    """The configured combination of acquisition rewards over a real pool (the filtered-selection baseline)."""
+    from acqsynth.acquisition.combine import combine
+
+    reward = config.policy_update.reward
+    names = [name for name, weight in reward.weights.items() if weight]
+    scorer = _scorer(config, layout, _load(layout.base_student), _split(layout, "seed", config.domain))
+    _seed_everything(config.seed)
+    size = config.acquisition_score.batch_size
+    raw: dict[str, list[float]] = {name: [] for name in names}
+    for start in range(0, len(pool), size):
+        chunk = pool.iloc[start : start + size]
+        scores = scorer.scores(list(chunk["question"]), list(chunk["reasoning"]), list(chunk["answer"]), names)
+        for name in names:
+            raw[name].extend(scores[name].tolist())
+    return combine({name: np.asarray(values) for name, values in raw.items()}, reward.weights, reward.normalisation)
+
+
+def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    """The fine-tuning set: verified synthetic samples (all, or the top `budget` by acquisition score: best-of-N
+    rejection sampling), the seed set, or the real pool (a random or an acquisition-filtered `budget`)."""
+    started = time.perf_counter()
+    cfg = config.select
+    if cfg.source == "synthetic":
+        frame = artifacts.read_table(layout.scored, ["id", "question", "reasoning", "answer", "acquisition_score"])
+        scores = frame["acquisition_score"].to_numpy(dtype=np.float64)
+    else:
+        frame = _split(layout, cfg.source, config.domain)
+        scores = (_pool_scores(config, layout, frame) if cfg.method == "top_score"
+                  else np.full(len(frame), np.nan))
+    if frame.empty:
+        raise ValueError(f"select: no {cfg.source} samples to choose from: nothing the generator wrote passed "
+                         "verification (see data/rejected.parquet and metrics/verify.json)")
+    frame = frame.assign(source=cfg.source, selection_score=scores)
+    budget = min(cfg.budget or len(frame), len(frame))
+    if cfg.method == "random":
+        chosen = frame.sample(n=budget, random_state=config.seed)
+    elif cfg.method == "top_score":
+        chosen = frame.iloc[np.argsort(-scores, kind="stable")[:budget]]
+    else:
+        chosen = frame.iloc[:budget]
+    chosen = chosen[SELECTED_COLUMNS].reset_index(drop=True)
+    _write_gated_table(chosen, gates.selected_expectations(), "select", layout.selected, layout)
+    metrics = {"source": cfg.source, "method": cfg.method, "n_available": len(frame), "n_selected": len(chosen),
+               "mean_selection_score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None}
+    return _write_metrics(layout, "select", metrics, started)
+
+
 # -- finetune -------------------------------------------------------------------------------------------------------
 
 def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
@@ -453,12 +558,12 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
     started = time.perf_counter()
     _seed_everything(config.seed)
-    samples = artifacts.read_table(layout.scored, ["question", "reasoning", "answer"])
+    samples = artifacts.read_table(layout.selected, ["question", "reasoning", "answer"])
     if samples.empty:
-        raise ValueError(f"finetune: {layout.scored} has no verified samples: nothing the generator wrote passed "
+        raise ValueError(f"finetune: {layout.selected} has no samples: nothing the generator wrote passed "
                          "verification (see data/rejected.parquet and metrics/verify.json)")
-    student = _load(layout.base_student)
-    checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.scored),
+    student = _load(layout.base_student, training=True)
+    checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.selected),
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
                                config.seed)
     with _staged(layout.finetuned_student) as staged:
@@ -474,28 +579,44 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 # -- evaluate -------------------------------------------------------------------------------------------------------
 
 def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    """Accuracy of the base and the fine-tuned student on the in-domain eval split and on the forgetting split."""
+    """Accuracy of the base and the fine-tuned student on every domain's eval split: the target domain gives the
+    in-domain gain, the other two the forgetting."""
     from acqsynth.evaluate import accuracy
 
     started = time.perf_counter()
     cfg = config.evaluate
-    splits = {name: _split(layout, name) for name in ("eval", "forget")}
+    splits = {domain: _split(layout, "eval", domain) for domain in DOMAIN_NAMES}
     results, predictions = {}, []
+    # The base student's predictions depend only on it, the eval split and these settings: computed once and kept
+    # beside the base models, so that the many runs of a comparison sharing one base student reuse them.
+    key = fingerprint(artifacts.content_hash(layout.base_student), artifacts.content_hash(layout.split("eval")),
+                      cfg.model_dump(mode="json"))
+    base_cache = layout.base_student.resolve().parent.parent / ".base_evaluation" / f"{key}.parquet"
     for model_name, path in (("before", layout.base_student), ("after", layout.finetuned_student)):
+        if model_name == "before" and base_cache.is_file():
+            cached = artifacts.read_table(base_cache)
+            for domain in DOMAIN_NAMES:
+                results[f"{domain}_before_accuracy"] = float(cached[cached["domain"] == domain]["correct"].mean())
+            predictions.append(cached)
+            continue
         student = _load(path)
-        for split, examples in splits.items():
-            result = accuracy(student, examples, cfg.max_new_tokens, cfg.batch_size, f"{split} {model_name}")
-            results[f"{split}_{model_name}_accuracy"] = result.accuracy
-            predictions.append(result.predictions.assign(split=split, student=model_name))
+        for domain, examples in splits.items():
+            result = accuracy(student, examples, domain, cfg.max_new_tokens, cfg.batch_size,
+                              f"{domain} {model_name}", config.verify.workers)
+            results[f"{domain}_{model_name}_accuracy"] = result.accuracy
+            predictions.append(result.predictions.assign(student=model_name))
+        if model_name == "before":
+            artifacts.write_table(base_cache, pd.concat(predictions, ignore_index=True))
+
+    def summary(domain: str) -> dict[str, Any]:
+        before, after = results[f"{domain}_before_accuracy"], results[f"{domain}_after_accuracy"]
+        return {"before_accuracy": before, "after_accuracy": after, "n": len(splits[domain])} | (
+            {"gain": after - before} if domain == config.domain else {"drop": before - after})
+
     metrics = {
-        "in_domain": {"before_accuracy": results["eval_before_accuracy"],
-                      "after_accuracy": results["eval_after_accuracy"],
-                      "gain": results["eval_after_accuracy"] - results["eval_before_accuracy"],
-                      "n": len(splits["eval"])},
-        "forgetting": {"skill": "arithmetic", "before_accuracy": results["forget_before_accuracy"],
-                       "after_accuracy": results["forget_after_accuracy"],
-                       "drop": results["forget_before_accuracy"] - results["forget_after_accuracy"],
-                       "n": len(splits["forget"])},
+        "domain": config.domain,
+        "in_domain": summary(config.domain),
+        "forgetting": {domain: summary(domain) for domain in DOMAIN_NAMES if domain != config.domain},
     }
     predictions_path = layout.root / "data" / "predictions.parquet"
     frame = pd.concat(predictions, ignore_index=True)
@@ -515,12 +636,14 @@ def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     curve = pd.read_csv(layout.metrics / "policy_rewards.csv")
     write_report(config, stage_metrics, curve, layout.report, layout.root / "reports" / "policy_rewards.png")
     summary = {
-        "base_generator_parse_rate": stage_metrics["build_models"]["base_generator_parse_rate"],
+        "domain": config.domain,
+        "base_generator_parse_rate": stage_metrics["build_models"][f"{config.domain}_base_generator_parse_rate"],
         "generated_parse_rate": stage_metrics["generate"]["parse_rate"],
         "verified_rate": stage_metrics["verify"]["verified_rate"],
         "in_domain_before_accuracy": stage_metrics["evaluate"]["in_domain"]["before_accuracy"],
         "in_domain_after_accuracy": stage_metrics["evaluate"]["in_domain"]["after_accuracy"],
-        "forgetting_drop": stage_metrics["evaluate"]["forgetting"]["drop"],
+        **{f"forgetting_drop_{domain}": values["drop"]
+           for domain, values in stage_metrics["evaluate"]["forgetting"].items()},
         "pipeline_seconds": round(sum(m["seconds"] for m in stage_metrics.values()), 1),
     }
     return _write_metrics(layout, "report", summary, started)

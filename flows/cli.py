@@ -9,7 +9,8 @@ import typer
 import yaml
 
 import flows  # noqa: F401  (local Prefect environment first)
-from acqsynth.config import PROFILES, ConfigError, Layout, load_config, profile_params, write_params
+from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, load_config, profile_params, resolve,
+                             write_params)
 from acqsynth.stages import STAGES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -48,13 +49,23 @@ def init(profile: Annotated[str, typer.Option(help=f"one of {sorted(PROFILES)}")
 
 
 @app.command()
-def check(params: ParamsOption = Path("params.yaml")) -> None:
-    """Validate params.yaml without running anything."""
+def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({sorted(PROFILES)}) instead of "
+                                                           "params.yaml")] = None,
+          params: ParamsOption = Path("params.yaml")) -> None:
+    """Validate the parameters and that every model they name is present (a complete local checkpoint, or a hub id
+    in the local cache), without loading or downloading anything."""
+    from acqsynth.models.loading import missing_model
+
     try:
-        config = load_config(params)
+        config = resolve({"profile": profile}, f"profile {profile!r}") if profile else load_config(params)
     except ConfigError as error:
         _fail(error)
-    typer.echo(f"{params}: valid (profile {config.profile})")
+    where = f"profile {profile}" if profile else str(params)
+    problems = [f"build_models.{role}: {problem}" for role in ("generator", "student")
+                if (source := getattr(config.build_models, role)) != TINY and (problem := missing_model(source))]
+    if problems:
+        _fail(ConfigError(f"{where}: valid, but models are missing:\n  " + "\n  ".join(problems)))
+    typer.echo(f"{where}: valid (profile {config.profile}); models present")
 
 
 @app.command()
@@ -73,6 +84,22 @@ def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"
     for what, path in (("report", layout.report), ("metrics", layout.metrics), ("data", layout.root / "data"),
                        ("checkpoints", layout.root / "models"), ("quality gate results", layout.quality_reports)):
         typer.echo(f"  {what:<22} {path.resolve()}")
+
+
+@app.command()
+def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml")) -> None:
+    """Compare the method with every baseline (several seeds each), cross-model transfer and a size curve; writes
+    reports/compare/<domain>/report.md. Runs already computed are reused."""
+    try:
+        _select_profile(params, profile)
+        config = load_config(params)
+    except ConfigError as error:
+        _fail(error)
+    from flows.compare import compare as compare_flow
+
+    result = compare_flow(params_path=str(params), root=".")
+    typer.echo(f"\n{result['runs']} runs ({result['reused']} reused); report: {result['report']}")
+    typer.echo(f"domain {config.domain}; arms live in experiments/{config.domain}/")
 
 
 @app.command()

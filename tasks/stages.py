@@ -19,9 +19,10 @@ from acqsynth import stages
 from acqsynth.artifacts import content_hash
 from acqsynth.config import Layout, PipelineConfig
 from acqsynth.quality.gates import GateFailed
+from acqsynth.resume import ShardMapper
 
 # Bump a stage's version when its code changes what it writes, so cached results are not reused.
-VERSION = "1"
+VERSION = "2"
 
 
 def stage_spec(root: Path, stage: str) -> dict[str, list[str]]:
@@ -69,10 +70,20 @@ def is_transient(_task, _task_run, state) -> bool:
     return isinstance(error, (OSError, ConnectionError)) and not isinstance(error, deterministic)
 
 
+def shard_mapper(config: PipelineConfig) -> ShardMapper | None:
+    """The runner for a stage's shards, as `fanout` in params.yaml names it; None runs them in the stage."""
+    from tasks.fanout import ray_mapper, thread_mapper
+
+    if config.fanout.ray_address is not None:
+        return ray_mapper(config.fanout.ray_address, num_cpus=config.fanout.workers)
+    return thread_mapper(config.fanout.workers) if config.fanout.workers > 1 else None
+
+
 def _run(stage: str, config: PipelineConfig, root: str) -> dict[str, Any]:
     root_path = Path(root)
+    extra = {"map_shards": shard_mapper(config)} if stage in stages.SHARDED_STAGES else {}
     try:
-        metrics = getattr(stages, stage)(config, Layout(root_path))
+        metrics = getattr(stages, stage)(config, Layout(root_path), **extra)
     except GateFailed as failure:
         create_markdown_artifact(f"## Quality gate failed in `{stage}`\n\n```\n{failure}\n```\n",
                                  key=f"gate-failure-{stage.replace('_', '-')}")
@@ -105,9 +116,10 @@ policy_update = _stage_task("policy_update")
 generate = _stage_task("generate")
 verify = _stage_task("verify")
 acquisition_score = _stage_task("acquisition_score")
+select = _stage_task("select")
 finetune = _stage_task("finetune")
 evaluate = _stage_task("evaluate")
 report = _stage_task("report")
 
-PIPELINE = (prepare, build_models, seed_centroids, policy_update, generate, verify, acquisition_score, finetune,
-            evaluate, report)
+PIPELINE = (prepare, build_models, seed_centroids, policy_update, generate, verify, acquisition_score, select,
+            finetune, evaluate, report)

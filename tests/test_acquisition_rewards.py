@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from acqsynth.acquisition.answer_variance import (answer_variance_rewards, clusters_by_embedding,
-                                                  clusters_by_value)
+from acqsynth.acquisition.answer_variance import answer_variance_rewards, clusters_by_embedding, clusters_by_match
 from acqsynth.acquisition.confidence import confidence_rewards, mean_answer_margins
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, Layout, REWARD_NAMES, TinyModelConfig
-from acqsynth.domains.math import (MathDifficulty, extract_final_answer, generate_word_problems, parse_number,
-                                   student_completion, student_prompt)
+from acqsynth.domains.math import MathDifficulty, answers_match, extract_answer, generate_word_problems
+from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel, load_model
 from acqsynth.models.tiny import build_llama, train_tokenizer
 
@@ -69,8 +68,8 @@ def test_confidence_of_a_sample_does_not_depend_on_its_batch(tokenizer):
 
 
 def test_answer_clusters():
-    assert clusters_by_value(["8", "8.0", "8"], parse_number) == 1
-    assert clusters_by_value(["8", "9", None, None], parse_number) == 4
+    assert clusters_by_match(["8", "8.0", "8"], answers_match) == 1
+    assert clusters_by_match(["8", "9", None, None], answers_match) == 4
     rng = np.random.default_rng(0)
     centres = np.eye(3, 8)
     points = np.concatenate([centre + 0.01 * rng.standard_normal((5, 8)) for centre in centres])
@@ -79,10 +78,10 @@ def test_answer_clusters():
 
 def test_identical_sampled_answers_give_one_over_k(smoke_workspace):
     student = load_model(Layout(smoke_workspace).base_student)
-    near_greedy = answer_variance_rewards(student, PROMPTS[:3], extract_final_answer, parse_number, k=4,
+    near_greedy = answer_variance_rewards(student, PROMPTS[:3], extract_answer, answers_match, k=4,
                                           temperature=1e-4, max_new_tokens=40, batch_size=12)
     assert near_greedy.tolist() == [0.25] * 3
-    sampled = answer_variance_rewards(student, PROMPTS[:3], extract_final_answer, parse_number, k=4,
+    sampled = answer_variance_rewards(student, PROMPTS[:3], extract_answer, answers_match, k=4,
                                       temperature=5.0, max_new_tokens=40, batch_size=12)
     assert ((sampled >= 0.25) & (sampled <= 1.0)).all() and sampled.max() > 0.25
 

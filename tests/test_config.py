@@ -31,13 +31,18 @@ def test_overrides_lay_over_the_profile():
         ({"prepare": {"n_seed": -3}}, "prepare.n_seed: Input should be greater than or equal to 1"),
         ({"generate": {"n_samples": "many"}}, "generate.n_samples: Input should be a valid integer"),
         ({"policy_update": {"num_generations": 1}}, "policy_update.num_generations"),
-        ({"prepare": {"source": "./no/such/file.jsonl"}}, "prepare.source: expected 'procedural'"),
+        ({"prepare": {"sources": {"math": "./no/such/file.jsonl", "mcq": "procedural", "code": "procedural"}}},
+         "prepare.sources: math: expected 'procedural', an existing local math data path"),
+        ({"prepare": {"sources": {"math": "procedural"}}}, "missing ['mcq', 'code']"),
+        ({"domain": "law"}, "domain: Input should be 'math', 'mcq' or 'code'"),
+        ({"select": {"method": "random"}}, "select.budget"),
         ({"build_models": {"student": "/no/such/model"}}, "build_models.student: expected 'tiny'"),
         ({"profile": "huge"}, "profile: expected one of"),
         ({"prepare": {"difficulty": {"min_steps": 3, "max_steps": 2}}}, "max_steps (2) must be >= min_steps (3)"),
         ({"acquisition_score": {"confidence_clip": [0.5, 2]}}, "acquisition_score.confidence_clip"),
         ({"policy_update": {"reward": {"weights": {"novelty": 1.0}}}}, "policy_update.reward.weights.novelty"),
-        ({"policy_update": {"reward": {"weights": {"confidence": 0.0}}}}, "at least one non-zero weight"),
+        ({"policy_update": {"reward": {"weights": {"confidence": 0.0}, "format_weight": 0}}},
+         "a non-zero weight among"),
     ],
 )
 def test_bad_values_name_the_key(values, expected):
@@ -50,8 +55,8 @@ def test_bad_values_name_the_key(values, expected):
 def test_existing_local_paths_and_hub_ids_are_accepted(tmp_path):
     data = tmp_path / "gsm8k.jsonl"
     data.write_text("")
-    assert resolve({"prepare": {"source": str(data)}}).prepare.source == str(data)
-    assert resolve({"prepare": {"source": "openai/gsm8k"}}).prepare.source == "openai/gsm8k"
+    sources = {"math": str(data), "mcq": "openlifescienceai/medmcqa", "code": "procedural"}
+    assert resolve({"prepare": {"sources": sources}}).prepare.sources == sources
 
 
 def test_malformed_yaml_names_the_file(tmp_path):
@@ -64,3 +69,31 @@ def test_malformed_yaml_names_the_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_check_paper_profile_needs_its_models_in_the_cache(tmp_path, monkeypatch):
+    """`acqsynth check --profile paper` validates the profile and finds the hub models in the local cache only,
+    loading and downloading nothing."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    missing = CliRunner().invoke(app, ["check", "--profile", "paper"])
+    assert missing.exit_code == 2
+    assert "build_models.generator: Qwen/Qwen2.5-3B-Instruct: not in the local Hugging Face cache" in missing.output
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen2.5-3B-Instruct" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    (snapshot / "config.json").write_text("{}")
+    weightless = CliRunner().invoke(app, ["check", "--profile", "paper"])
+    assert "config.json is cached but no weights" in weightless.output
+    (snapshot / "model.safetensors.index.json").write_text("{}")
+    present = CliRunner().invoke(app, ["check", "--profile", "paper"])
+    assert present.exit_code == 0, present.output
+    assert "profile paper: valid (profile paper); models present" in present.output

@@ -1,31 +1,44 @@
+import json
+import logging
+import random
 import re
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from acqsynth.domains.math import (
+    NAME,
+    LoadedExamples,
     MathDifficulty,
-    MathProblem,
-    extract_final_answer,
+    SkippedRow,
+    answers_match,
+    extract_answer,
     format_number,
-    format_sample,
-    format_score,
     generate_arithmetic_drills,
     generate_word_problems,
     gsm8k_solution,
+    last_boxed,
+    load_examples,
     load_gsm8k,
-    numbers_equal,
     parse_number,
-    parse_sample,
+    procedural_examples,
+    read_examples,
     split_gsm8k_answer,
+)
+from acqsynth.domains.sample import (
+    Example,
+    format_sample,
+    format_score,
+    parse_sample,
     student_completion,
     student_prompt,
 )
 from acqsynth.verify.math import check_annotations, evaluate_expression
+from tests.conftest import SHARED_DATASETS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-GSM8K = SHARED / "gsm8k"
+GSM8K = SHARED_DATASETS / "gsm8k"
 
 DIFFICULTIES = [
     MathDifficulty(),
@@ -176,13 +189,6 @@ def test_parse_number(text, value):
     assert parse_number(text) == value
 
 
-def test_numbers_equal():
-    assert numbers_equal("8", "8.0") and numbers_equal("8.00", "8")
-    assert numbers_equal("1,000", "1000") and numbers_equal("$5", "5") and numbers_equal("0.75", "3/4")
-    assert not numbers_equal("8", "8.01")
-    assert not numbers_equal("8", "eight") and not numbers_equal("x", "x")
-
-
 @pytest.mark.parametrize(
     ("value", "text"),
     [(Fraction(21), "21"), (Fraction(-1, 4), "-0.25"), (Fraction(1, 3), "1/3"), (Fraction(201, 10), "20.1")],
@@ -190,6 +196,183 @@ def test_numbers_equal():
 def test_format_number(value, text):
     assert format_number(value) == text
     assert parse_number(text) == value
+
+
+# --- answers compared by value ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("8", "8.0"),
+        ("8.00", "8"),
+        ("1,000", "1000"),
+        ("$5", "5"),
+        ("-$5", "-5"),
+        ("\\$5", "5"),
+        ("0.75", "3/4"),
+        ("25%", "25"),
+        ("25\\%", "25"),
+        ("\u22123", "-3"),
+        ("0.5", "\\frac{1}{2}"),
+        ("0.5", "\\dfrac{1}{2}"),
+        ("\\tfrac12", "1/2"),
+        ("-\\frac{3}{4}", "-0.75"),
+        ("\\frac{-3}{4}", "-0.75"),
+        ("\\sqrt{8}", "2\\sqrt{2}"),
+        ("\\sqrt{8}", "2*sqrt(2)"),
+        ("\\sqrt[3]{27}", "3"),
+        ("\\sqrt[3]{-8}", "-2"),
+        ("\\sqrt{2}+\\sqrt{3}", "\\sqrt{5+2\\sqrt{6}}"),
+        ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}"),
+        ("2\\pi", "\\pi + \\pi"),
+        ("\\dfrac{\\pi}{3}", "\\frac13\\pi"),
+        ("\\frac{2\\pi}{3}", "2pi/3"),
+        ("\\left(\\frac{1}{2}\\right)^{2}", "0.25"),
+        ("2^{10}", "1024"),
+        ("2^{-1}", "0.5"),
+        ("10,\\!000", "10000"),
+        ("10{,}000", "10000"),
+        ("1\\,000\\,000", "1000000"),
+        ("2\\,x", "2 x"),
+        ("3 \\cdot 4", "12"),
+        ("12 \\div 4", "3"),
+        ("3 \\times 10^{2}", "300"),
+        ("x^{2}", "x*x"),
+        ("x^{2}-1", "(x-1)(x+1)"),
+        ("\\frac{1}{x}", "x^{-1}"),
+        ("2xy", "2yx"),
+        ("x = 5", "5"),
+        ("5\\text{ cm}", "5"),
+        ("5 \\mbox{ inches}", "5"),
+        ("90^\\circ", "90"),
+        ("90^{\\circ}", "90"),
+        ("$\\frac{1}{2}$", "0.5"),
+        ("\\boxed{\\frac{3}{4}}", "0.75"),
+        ("\\mathbf{7}", "7"),
+        ("5.", "5"),
+    ],
+)
+def test_answers_match_by_value(a, b):
+    assert answers_match(a, b) and answers_match(b, a)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("3", "4"),
+        ("8", "8.01"),
+        ("0.333", "1/3"),
+        ("0." + "3" * 45, "1/3"),  # exact rationals are compared exactly, however close
+        ("2^{100}", "2^{100}+1"),
+        ("2\\pi", "6.283185307179586"),  # an irrational value is not its decimal approximation
+        ("\\sqrt{2}", "1.4142135623730951"),
+        ("x", "5"),
+        ("x^{2}", "2x"),
+        ("-2", "2"),
+        ("25%", "0.25"),  # "%" is dropped, not divided by 100
+        ("2\\frac{1}{2}", "2.5"),  # LaTeX math reads a product, not a mixed number
+    ],
+)
+def test_answers_differing_in_value_do_not_match(a, b):
+    assert not answers_match(a, b) and not answers_match(b, a)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "eight",
+        "Monday",
+        "\\text{(A)}",
+        "(1, 2)",
+        "[0, 1)",
+        "\\{1, 2\\}",
+        "1, 2",
+        "x = 5 = y",
+        "x \\le 5",
+        "1/0",
+        "0/0",
+        "\\frac{1}{0}",
+        "0^{-1}",
+        "\\sqrt[0]{2}",
+        "x_1",
+        "\\sin x",
+        "\\infty",
+        "5!",
+        "1.5e3",
+        "\\frac{1}{2",
+        "(1+2",
+        "1 +",
+        "2 3",
+        "\\boxed{5",
+        "2^{10^{10}}",
+        "10^{1001}",
+        "1" * 201,
+        "__import__('os').system('true')",
+    ],
+)
+def test_non_values_never_match_not_even_themselves(text):
+    assert not answers_match(text, text)
+    assert not answers_match(text, "5") and not answers_match("5", text)
+
+
+def test_answers_match_never_raises_and_stays_fast_on_random_text():
+    pieces = ["1", "0", "10", "999", "3.5", ",", "x", "y", "pi", "\\pi", "\\frac", "\\sqrt", "\\sqrt[", "{", "}",
+              "(", ")", "[", "]", "^", "^{999}", "+", "-", "*", "/", "\\cdot", "\\left(", "\\right)", "\\boxed{",
+              "\\text{cm}", "=", "%", "$", "!", "\\\\", "\\{", "~", "\\,", "12345678901234567890"]
+    rng = random.Random(0)
+    started = time.perf_counter()
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        assert answers_match(text, text) in (True, False)
+        assert answers_match(text, rng.choice(["1", "x", "\\frac{1}{2}"])) in (True, False)
+        assert extract_answer("#### " + text) is None or isinstance(extract_answer("#### " + text), str)
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\sqrt[7]{(x^{999}+y)^{999}}",  # sympy's automatic simplification runs for minutes on this
+        "x^{x^{x^{x^{x^{x^{x^{x^{x^{x}}}}}}}}}",
+        "(12345678901234567890^{999})^{999}",
+        "2^" * 99 + "2",
+        "(9^{999})" * 12,
+        "(" * 99 + "1" + ")" * 99,
+        "-" * 199 + "1",
+    ],
+)
+def test_adversarial_answers_are_bounded(text):
+    started = time.perf_counter()
+    answers_match(text, text)
+    answers_match(text, "1")
+    assert time.perf_counter() - started < 1
+
+
+# --- boxed answers ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "content"),
+    [
+        ("so the answer is $\\boxed{42}$.", "42"),
+        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+        ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),  # nested braces
+        ("\\boxed{{{1}}}", "{{1}}"),
+        ("first \\boxed{1}, then \\boxed{2}", "2"),  # the last one
+        ("\\boxed{\\boxed{3}}", "3"),
+        ("\\boxed {  7 }", "7"),
+        ("\\fbox{8}", "8"),
+        ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),  # escaped braces are not groups
+        ("\\boxed{1} and \\boxed{2", None),  # the last is unclosed: a truncated answer is no answer
+        ("\\boxed{}", None),
+        ("\\boxed 5", None),
+        ("no box", None),
+    ],
+)
+def test_last_boxed(text, content):
+    assert last_boxed(text) == content
 
 
 # --- GSM8K solutions and the loader ----------------------------------------------------------------------------
@@ -239,7 +422,7 @@ def test_load_gsm8k_from_file_and_directory(tmp_path):
     from_file = load_gsm8k(str(tmp_path / "test.jsonl"), split="test")
     assert from_dir == from_file
     assert [p.id for p in from_dir] == ["gsm8k-test-0", "gsm8k-test-2"]
-    assert from_dir[0] == MathProblem(
+    assert from_dir[0] == Example(
         id="gsm8k-test-0",
         skill="word_problem",
         question="Tom has 2 apples and buys 3. How many?",
@@ -295,6 +478,174 @@ def test_real_gsm8k_loads_with_numeric_answers(split, records):
     assert all(p.question and p.reasoning for p in from_file)
     # Commas were normalised away ("1,200" -> "1200").
     assert not [p.answer for p in from_file if "," in p.answer or "$" in p.answer]
+
+
+@pytest.mark.skipif(not GSM8K.is_dir(), reason="../shared/datasets/gsm8k is absent")
+@pytest.mark.parametrize(("split", "records"), [("train", 7473), ("test", 1319)])
+def test_real_gsm8k_every_final_answer_is_extracted(split, records):
+    rows = [json.loads(line) for line in (GSM8K / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    examples = load_examples(str(GSM8K), split=split)
+    assert len(rows) == len(examples) == records
+    # From the raw solution (its `#### 72` line) and from the student's completion of the loaded example.
+    missed = [
+        (example.id, row["answer"].rsplit("\n", 1)[-1])
+        for row, example in zip(rows, examples, strict=True)
+        if not answers_match(extract_answer(row["answer"]) or "", example.answer)
+        or extract_answer(student_completion(example.reasoning, example.answer)) != example.answer
+    ]
+    assert missed == [], f"{len(missed)} final answers not extracted: {missed[:20]}"
+
+
+# --- NuminaMath-style records and format detection --------------------------------------------------------------
+
+
+def _numina(problem: object, solution: object, **extra: object) -> str:
+    return json.dumps({"problem": problem, "solution": solution, **extra})
+
+
+NUMINA_LINES = [
+    _numina("Compute $1/2 + 1/4$.", "We add: $\\frac{1}{2}+\\frac{1}{4}=\\boxed{\\frac{3}{4}}$.",
+            source="synthetic_math", messages=[{"role": "user", "content": "Compute"}]),
+    _numina("Simplify $\\sqrt{8}$.", "First \\boxed{x}, no: $\\sqrt{8} = \\boxed{2\\sqrt{2}}$"),
+    _numina("Which is larger?", "It is the first one, so no box here."),
+    "",
+    _numina("Pick one.", "The answer is $\\boxed{\\text{(B)}}$."),
+    _numina("Find the pair.", "So $\\boxed{(1, 2)}$."),
+    _numina("   ", "\\boxed{3}"),
+    _numina("Truncated.", "Thus \\boxed{\\frac{1}{2}"),
+    _numina("How many?", "  There are $\\boxed{ 1,000 }$ of them.\n", source=""),
+]
+
+
+def test_read_numina_records_keeps_good_rows_and_lists_the_skipped(tmp_path):
+    path = _write_lines(tmp_path / "train.jsonl", NUMINA_LINES)
+    loaded = read_examples(str(path))
+    assert loaded.examples == [
+        Example(id="numina-train-0", skill="synthetic_math", question="Compute $1/2 + 1/4$.",
+                reasoning="We add: $\\frac{1}{2}+\\frac{1}{4}=\\boxed{\\frac{3}{4}}$.", answer="\\frac{3}{4}"),
+        Example(id="numina-train-1", skill="numinamath", question="Simplify $\\sqrt{8}$.",
+                reasoning="First \\boxed{x}, no: $\\sqrt{8} = \\boxed{2\\sqrt{2}}$", answer="2\\sqrt{2}"),
+        Example(id="numina-train-8", skill="numinamath", question="How many?",
+                reasoning="There are $\\boxed{ 1,000 }$ of them.", answer="1,000"),
+    ]
+    assert loaded.skipped == [
+        SkippedRow(f"{path}:3", "no complete \\boxed{...} answer in the solution"),
+        SkippedRow(f"{path}:5", "boxed answer '\\\\text{(B)}' is not a single value"),
+        SkippedRow(f"{path}:6", "boxed answer '(1, 2)' is not a single value"),
+        SkippedRow(f"{path}:7", "empty problem"),
+        SkippedRow(f"{path}:8", "no complete \\boxed{...} answer in the solution"),
+    ]
+    # The student learns to write the solution and then the boxed answer after `####`; it is graded by value.
+    for example in loaded.examples:
+        completion = student_completion(example.reasoning, example.answer)
+        assert answers_match(extract_answer(completion), example.answer)
+    assert answers_match(loaded.examples[0].answer, "0.75") and answers_match(loaded.examples[1].answer, "\\sqrt{8}")
+
+
+def test_load_examples_logs_the_skipped_count_and_honours_limit(tmp_path, caplog):
+    _write_lines(tmp_path / "test.jsonl", NUMINA_LINES)
+    with caplog.at_level(logging.WARNING, logger="acqsynth.domains.math"):
+        examples = load_examples(str(tmp_path), split="test")
+    assert [e.id for e in examples] == ["numina-test-0", "numina-test-1", "numina-test-8"]
+    assert "skipped 5 rows" in caplog.text and "test.jsonl:3" in caplog.text
+    assert [e.id for e in load_examples(str(tmp_path), split="test", limit=2)] == ["numina-test-0", "numina-test-1"]
+    assert read_examples(str(tmp_path), split="test", limit=0) == LoadedExamples([], [])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"problem": "q", "solution": "\\\\boxed{1}"', "bad.jsonl:2: invalid JSON"),
+        ('["q", "a"]', "bad.jsonl:2: expected a JSON object with 'problem' and 'solution', got list"),
+        ('{"problem": "q"}', "bad.jsonl:2: missing field 'solution'"),
+        ('{"problem": "q", "solution": 1}', "bad.jsonl:2: field 'solution' must be a string, got int"),
+        ('{"problem": null, "solution": "x"}', "bad.jsonl:2: field 'problem' must be a string, got NoneType"),
+        (_numina("q", "\\boxed{1}", source=3), "bad.jsonl:2: field 'source' must be a string, got int"),
+        ('{"question": "q", "answer": "#### 1"}', "bad.jsonl:2: missing field 'problem'"),
+    ],
+)
+def test_malformed_numina_rows_raise_naming_file_line_and_field(tmp_path, line, message):
+    path = _write_lines(tmp_path / "bad.jsonl", [NUMINA_LINES[0], line])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_examples(str(path))
+
+
+def test_the_format_is_told_from_the_first_record(tmp_path):
+    gsm8k = _write_lines(tmp_path / "test.jsonl", [GOOD_LINE, "", GOOD_LINE])
+    assert load_examples(str(tmp_path), split="test") == load_gsm8k(str(tmp_path), split="test")
+    assert read_examples(str(gsm8k)).skipped == []
+    unknown = _write_lines(tmp_path / "other.jsonl", ['{"prompt": "q", "completion": "a"}'])
+    with pytest.raises(ValueError, match=re.escape(f"{unknown}:1: cannot tell the record format from ['completion',")):
+        load_examples(str(unknown))
+    not_object = _write_lines(tmp_path / "list.jsonl", ["[1, 2]"])
+    with pytest.raises(ValueError, match=re.escape(f"{not_object}:1: cannot tell the record format from list")):
+        load_examples(str(not_object))
+    # A GSM8K file is GSM8K throughout: a NuminaMath row in it is an error, not a second format.
+    mixed = _write_lines(tmp_path / "mixed.jsonl", [GOOD_LINE, NUMINA_LINES[0]])
+    with pytest.raises(ValueError, match=re.escape(f"{mixed}:2: missing field 'question'")):
+        load_examples(str(mixed))
+    empty = _write_lines(tmp_path / "empty.jsonl", [""])
+    assert load_examples(str(empty)) == []
+    with pytest.raises(FileNotFoundError, match="math source not found"):
+        load_examples(str(tmp_path / "nowhere.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("hub_id", "configs", "row", "example_id"),
+    [
+        ("openai/gsm8k", ["main", "socratic"], {"question": "q", "answer": "1 + 1 = <<1+1=2>>2\n#### 2"},
+         "gsm8k-test-0"),
+        ("AI-MO/NuminaMath-CoT", ["default"], {"problem": "q", "solution": "\\boxed{2}", "source": "olympiads",
+                                               "messages": []}, "numina-test-0"),
+    ],
+)
+def test_hub_ids_load_through_datasets(monkeypatch, hub_id, configs, row, example_id):
+    datasets = pytest.importorskip("datasets")
+    calls = []
+
+    def load_dataset(source, config, split):
+        calls.append((source, config, split))
+        return [row]
+
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda source: configs)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    (example,) = load_examples(hub_id, split="test")
+    assert example.id == example_id and answers_match(example.answer, "2")
+    assert calls == [(hub_id, "main" if "main" in configs else None, "test")]
+
+
+# --- the domain contract ----------------------------------------------------------------------------------------
+
+
+def test_procedural_examples_are_distinct_deterministic_word_problems():
+    examples = procedural_examples(300, seed=4)
+    assert NAME == "math" and len(examples) == 300
+    assert len({e.question for e in examples}) == 300 and len({e.id for e in examples}) == 300
+    assert {e.skill for e in examples} == {"word_problem"}
+    assert examples == procedural_examples(300, seed=4)
+    assert procedural_examples(100, seed=4) == examples[:100]
+    assert procedural_examples(300, seed=5) != examples
+    assert procedural_examples(0, seed=4) == []
+    narrow = MathDifficulty(min_steps=1, max_steps=1, max_value=3, operations=("+",))
+    assert len({e.question for e in procedural_examples(40, seed=1, difficulty=narrow)}) == 40
+
+
+
+def test_procedural_examples_refuse_a_difficulty_without_enough_distinct_questions(monkeypatch):
+    import acqsynth.domains.math as math_domain
+
+    drawn = []
+
+    def repetitive(n, difficulty, seed):
+        drawn.append(n)
+        return [Example(id=f"math-{i}", skill="word_problem", question=f"Q{i % 7}", reasoning="", answer="1")
+                for i in range(n)]
+
+    monkeypatch.setattr(math_domain, "generate_word_problems", repetitive)
+    assert len(procedural_examples(7, seed=0)) == 7
+    with pytest.raises(ValueError, match="only 7 distinct questions in 160 word problems"):
+        procedural_examples(10, seed=0)
+    assert drawn[-4:] == [20, 40, 80, 160]  # doubling up to 16 draws per example
 
 
 # --- the method's sample format --------------------------------------------------------------------------------
@@ -356,7 +707,7 @@ def test_student_prompt_and_completion():
     assert student_prompt("How many?") == "Question: How many?\nAnswer:"
     completion = student_completion("2 + 3 = <<2+3=5>>5", "5")
     assert completion == " 2 + 3 = <<2+3=5>>5\n#### 5"
-    assert extract_final_answer(student_prompt("How many?") + completion) == "5"
+    assert extract_answer(student_prompt("How many?") + completion) == "5"
 
 
 @pytest.mark.parametrize(
@@ -370,9 +721,20 @@ def test_student_prompt_and_completion():
         ("#### 5\nQuestion: next", "5"),
         ("no marker 5", None),
         ("#### ", None),
-        ("####\n5", None),
+        ("####\n5", "5"),  # the answer may start on the next line; it is what follows the marker
+        ("####\nQuestion: next", None),
         ("#### five", None),
+        ("#### 3/4", "3/4"),
+        ("#### \\frac{3}{4}", "\\frac{3}{4}"),
+        ("#### 2 \\sqrt{2}\nmore", "2 \\sqrt{2}"),
+        ("#### x^2 + 1", "x^2 + 1"),
+        ("#### The answer is \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+        ("#### \\boxed{1} or \\boxed{\\dfrac{\\pi}{2}}", "\\dfrac{\\pi}{2}"),
+        ("#### \\boxed{5", None),
+        ("\\boxed{5} without a marker", None),
+        ("#### 5 \\text{ cm}", "5 \\text{ cm}"),
+        ("#### \u22127", "\u22127"),
     ],
 )
-def test_extract_final_answer(text, answer):
-    assert extract_final_answer(text) == answer
+def test_extract_answer(text, answer):
+    assert extract_answer(text) == answer

@@ -34,6 +34,7 @@ def examples_frame(n: int = 4) -> pd.DataFrame:
             "question": [f"What is {i} + 1?" for i in range(n)],
             "reasoning": [f"{i} + 1 = <<{i}+1={i + 1}>>{i + 1}" for i in range(n)],
             "answer": [str(i + 1) for i in range(n)],
+            "tests": [""] * n,
             "source": ["procedural"] * n,
         }
     )

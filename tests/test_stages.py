@@ -8,7 +8,7 @@ import pytest
 
 from acqsynth import artifacts, stages
 from acqsynth.config import Layout, load_config
-from acqsynth.domains.math import parse_sample
+from acqsynth.domains.sample import parse_sample
 from acqsynth.models.loading import CheckpointError, check_checkpoint
 from acqsynth.quality.gates import GateFailed
 
@@ -30,7 +30,8 @@ def test_splits_are_disjoint(smoke_workspace):
     questions = {split: set(artifacts.read_table(layout.split(split))["question"]) for split in stages.SPLITS}
     for train_split in ("seed", "pool", "pretrain"):
         assert not questions["eval"] & questions[train_split]
-    assert not questions["forget"] & questions["pretrain"]
+    domains = {split: set(artifacts.read_table(layout.split(split))["domain"]) for split in stages.SPLITS}
+    assert all(found == {"math", "mcq", "code"} for found in domains.values())
 
 
 def test_rows_carry_provenance_and_verification(smoke_workspace):
@@ -71,9 +72,11 @@ def test_rollouts_reward_matches_verification(smoke_workspace):
 
 def test_evaluation_metrics_are_accuracies(smoke_workspace):
     metrics = json.loads((smoke_workspace / "metrics" / "evaluate.json").read_text())
-    for part in ("in_domain", "forgetting"):
+    assert metrics["domain"] == "math"
+    assert set(metrics["forgetting"]) == {"mcq", "code"}
+    for part in (metrics["in_domain"], *metrics["forgetting"].values()):
         for key in ("before_accuracy", "after_accuracy"):
-            assert 0.0 <= metrics[part][key] <= 1.0
+            assert 0.0 <= part[key] <= 1.0
 
 
 def test_failed_gate_keeps_the_previous_good_artifact(smoke_workspace, tmp_path):
@@ -121,3 +124,63 @@ def test_bad_artifacts_stop_a_stage_with_a_named_error(smoke_workspace, tmp_path
     artifacts.write_table(layout.split("seed"), seeds.drop(columns=["answer"]))
     with pytest.raises(ArtifactError, match=r"seed.parquet: missing columns \['answer'\]"):
         stages.generate(config, layout)
+
+
+def _workspace_copy(smoke_workspace, tmp_path):
+    import shutil
+
+    root = tmp_path / "workspace"
+    shutil.copytree(smoke_workspace, root)
+    return root, Layout(root)
+
+
+@pytest.mark.parametrize(("select", "expected_source"), [
+    ({"source": "seed", "method": "all"}, "seed"),
+    ({"source": "pool", "method": "random", "budget": 5}, "pool"),
+    ({"source": "pool", "method": "top_score", "budget": 5}, "pool"),
+])
+def test_select_chooses_the_arm_data(smoke_workspace, tmp_path, select, expected_source):
+    from acqsynth.config import profile_params, resolve
+
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    weights = {"confidence": 1.0, "proximity": 1.0, "diversity": 1.0, "gradient_magnitude": 1.0,
+               "answer_variance": 1.0}
+    config = resolve({**profile_params("smoke"), "select": select,
+                      "policy_update": {"reward": {"weights": weights, "normalisation": "minmax"}}})
+    metrics = stages.select(config, layout)
+    chosen = artifacts.read_table(layout.selected)
+    split = artifacts.read_table(layout.split(expected_source))
+    split = split[split["domain"] == "math"]
+    assert set(chosen["source"]) == {expected_source}
+    assert set(chosen["id"]) <= set(split["id"])
+    assert len(chosen) == metrics["n_selected"] == select.get("budget", len(split))
+    if select["method"] == "top_score":
+        assert chosen["selection_score"].is_monotonic_decreasing
+        assert chosen["selection_score"].between(0, 5).all()
+
+
+def test_untrained_generator_is_the_base_generator(smoke_workspace, tmp_path):
+    from acqsynth.config import profile_params, resolve
+
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    config = resolve({**profile_params("smoke"), "policy_update": {"max_steps": 0}})
+    metrics = stages.policy_update(config, layout)
+    assert metrics["steps"] == 0 and metrics["first_step_mean_reward"] is None
+    assert artifacts.content_hash(layout.policy) == artifacts.content_hash(layout.base_generator)
+    assert artifacts.read_table(layout.rollouts).empty
+
+
+def test_lora_finetune_merges_into_a_plain_checkpoint(smoke_workspace, tmp_path):
+    from acqsynth.config import profile_params, resolve
+
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    config = resolve({**profile_params("smoke"), "finetune": {"lora": {"rank": 4, "alpha": 8}}})
+    stages.finetune(config, layout)
+    check_checkpoint(layout.finetuned_student)
+    assert not (layout.finetuned_student / "adapter_config.json").exists()
+    from acqsynth.models.loading import load_model
+
+    tuned, base = load_model(layout.finetuned_student), load_model(layout.base_student)
+    changed = [name for name, weight in tuned.model.state_dict().items()
+               if not (weight == base.model.state_dict()[name]).all()]
+    assert changed and all("proj" in name for name in changed)

@@ -46,8 +46,8 @@ def test_cache_key_follows_the_stage_params_and_deps(tmp_path):
     assert key(changed_evaluate) == base  # not a finetune param
     changed_finetune = resolve({**profile_params("smoke"), "finetune": {"learning_rate": 1e-5}})
     assert key(changed_finetune) != base
-    scored = Path(tmp_path / "data" / "scored.parquet")
-    scored.parent.mkdir()
-    scored.write_bytes(b"new input")
-    assert "data/scored.parquet" in stage_spec(tmp_path, "finetune")["deps"]
+    selected = Path(tmp_path / "data" / "selected.parquet")
+    selected.parent.mkdir()
+    selected.write_bytes(b"new input")
+    assert "data/selected.parquet" in stage_spec(tmp_path, "finetune")["deps"]
     assert key(config) != base

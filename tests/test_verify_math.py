@@ -1,13 +1,14 @@
+import random
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
 from acqsynth.domains.math import MathDifficulty, generate_arithmetic_drills, generate_word_problems, load_gsm8k
-from acqsynth.verify.math import MathVerdict, check_annotations, evaluate_expression, verify_math_sample
+from acqsynth.domains.sample import Verdict
+from acqsynth.verify.math import check_annotations, evaluate_expression, verify_batch, verify_math_sample
+from tests.conftest import SHARED_DATASETS
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-GSM8K = SHARED / "gsm8k"
+GSM8K = SHARED_DATASETS / "gsm8k"
 
 REASONING = "Tom has 5 + 3 = <<5+3=8>>8 apples.\nHe gives away 2, so he has 8 - 2 = <<8-2=6>>6 apples."
 
@@ -31,6 +32,8 @@ REASONING = "Tom has 5 + 3 = <<5+3=8>>8 apples.\nHe gives away 2, so he has 8 - 
         ("2**10", Fraction(1024)),
         ("2**-1", Fraction(1, 2)),
         ("05+1", Fraction(6)),
+        ("1_000+1", Fraction(1001)),  # leading-zero stripping must not turn 1_000 into 1_0
+        ("1e5", Fraction(100000)),
         ("10.05*2", Fraction(201, 10)),
         (" 3 * 4 ", Fraction(12)),
     ],
@@ -63,6 +66,8 @@ def test_evaluate_expression(expression, value):
         ("1 +", "not an arithmetic expression"),
         ("1; 2", "not an arithmetic expression"),
         ("1" * 201, "longer than 200"),
+        ("1e999999999", "number too large"),  # refused before 10**999999999 is built
+        ("1e101", "number too large"),
     ],
 )
 def test_evaluate_expression_refuses_anything_but_arithmetic(expression, message):
@@ -110,6 +115,16 @@ def test_rounding_is_accepted_and_flagged(annotation, rounded, ok):
     assert (check.ok, check.rounded) == (ok, rounded)
 
 
+def test_check_annotations_never_raises_on_random_annotations():
+    pieces = ["1", "0", "05", "9", ".", "e", "e999999999", "_", "x", "j", "+", "-", "*", "/", "//", "%", "**", "(",
+              ")", "=", " ", ",", "$", "'", "[", "]", "lambda", "0x", "__import__"]
+    rng = random.Random(0)
+    for _ in range(5000):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 20)))
+        for check in check_annotations(f"<<{body}>>"):
+            assert check.ok or check.error
+
+
 # --- sample verdicts -------------------------------------------------------------------------------------------
 
 
@@ -132,7 +147,16 @@ def test_rounding_is_accepted_and_flagged(annotation, rounded, ok):
     ],
 )
 def test_verify_math_sample_reasons(question, reasoning, answer, reason):
-    assert verify_math_sample(question, reasoning, answer) == MathVerdict(verified=reason == "", reason=reason)
+    assert verify_math_sample(question, reasoning, answer) == Verdict(verified=reason == "", reason=reason)
+
+
+def test_verify_batch_is_verify_math_sample_of_each():
+    samples = [("How many?", REASONING, "6"), ("How many?", REASONING, "8"), ("", REASONING, "6")]
+    questions, reasonings, answers = (list(column) for column in zip(*samples))
+    assert verify_batch(questions, reasonings, answers) == [verify_math_sample(*sample) for sample in samples]
+    assert verify_batch([], [], []) == []
+    with pytest.raises(ValueError):
+        verify_batch(questions, reasonings, answers[:2])
 
 
 DIFFICULTIES = [
@@ -165,20 +189,28 @@ def test_tampered_generated_problem_is_rejected():
 
 
 @pytest.mark.skipif(not GSM8K.is_dir(), reason="../shared/datasets/gsm8k is absent")
-def test_real_gsm8k_annotations_are_right_up_to_a_counted_few():
+def test_real_gsm8k_every_annotation_is_checked_and_the_exceptions_are_listed():
     records = load_gsm8k(str(GSM8K), split="train") + load_gsm8k(str(GSM8K), split="test")
     checks = [(problem.id, check) for problem in records for check in check_annotations(problem.reasoning)]
+    # Every annotation in the text is checked, none dropped by the pattern.
+    assert len(checks) == sum(problem.reasoning.count("<<") for problem in records)
     wrong = [(pid, c.markup, c.error) for pid, c in checks if not c.ok]
     rounded = [(pid, c.markup) for pid, c in checks if c.rounded]
     without_annotation = [p.id for p in records if "<<" not in p.reasoning]
-    # Real solutions often end on a step written without a calculator annotation, so the sample rule rejects some.
-    verified = sum(verify_math_sample(p.question, p.reasoning, p.answer).verified for p in records)
+    verdicts = verify_batch([p.question for p in records], [p.reasoning for p in records], [p.answer for p in records])
+    verified = sum(verdict.verified for verdict in verdicts)
     print(
         f"GSM8K: {len(records)} records, {len(checks)} annotations, {len(wrong)} wrong, {len(rounded)} rounded, "
         f"{len(without_annotation)} records without annotation, {verified} pass verify_math_sample"
     )
+    for exception in wrong + rounded:
+        print("exception:", exception)
     assert len(records) == 7473 + 1319
-    assert len(checks) > 3 * len(records)
-    assert len(wrong) + len(rounded) < 0.02 * len(checks), f"wrong: {wrong[:10]}; rounded: {rounded[:10]}"
-    assert len(without_annotation) < 0.02 * len(records), without_annotation[:10]
-    assert verified > 0.9 * len(records)
+    assert len(checks) == 27998
+    # GSM8K's annotations were written by a calculator: none is wrong or rounded. List any that ever is.
+    assert wrong + rounded == [], f"{len(wrong)} wrong: {wrong}; {len(rounded)} rounded: {rounded}"
+    # Real solutions sometimes end on a step written without an annotation, which the sample rule rejects.
+    assert len(without_annotation) == 113, without_annotation
+    assert verified == 8209
+    rejected = {verdict.reason.split(" ")[0] for verdict in verdicts if not verdict.verified}
+    assert rejected == {"no", "answer"}, rejected  # "no calculator annotation", "answer .. differs from last .."

@@ -1,6 +1,7 @@
 """Answer variance reward: the student answers the question k times (sampling); reward = number of distinct answer
 clusters / k. k identical answers give 1/k; k different ones give 1. Verifiable answers are clustered by their
-normalised value; free text by embedding clustering (HDBSCAN, as the method does)."""
+domain's notion of the same answer (equal value, same option, same code); free text by embedding clustering
+(HDBSCAN, as the method does)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from acqsynth.generation.transformers_backend import generate
 from acqsynth.models.loading import LoadedModel
 
 
-def clusters_by_value(answers: Sequence[str | None], canonical: Callable[[str], object | None]) -> int:
-    """Distinct canonical values; an answer with no extractable value is a cluster of its own."""
-    values, unreadable = set(), 0
+def clusters_by_match(answers: Sequence[str | None], same: Callable[[str, str], bool]) -> int:
+    """Greedy clusters of answers that `same` says match the cluster's first answer; an answer that could not be
+    extracted (None) is a cluster of its own."""
+    representatives: list[str] = []
+    unreadable = 0
     for answer in answers:
-        value = canonical(answer) if answer is not None else None
-        if value is None:
+        if answer is None:
             unreadable += 1
-        else:
-            values.add(value)
-    return len(values) + unreadable
+        elif not any(same(answer, representative) for representative in representatives):
+            representatives.append(answer)
+    return len(representatives) + unreadable
 
 
 def clusters_by_embedding(embeddings: np.ndarray, min_cluster_size: int = 2) -> int:
@@ -44,8 +46,8 @@ def sample_answers(student: LoadedModel, prompts: Sequence[str], k: int, tempera
 
 
 def answer_variance_rewards(student: LoadedModel, prompts: Sequence[str], extract: Callable[[str], str | None],
-                            canonical: Callable[[str], object | None], k: int, temperature: float,
+                            same: Callable[[str, str], bool], k: int, temperature: float,
                             max_new_tokens: int, batch_size: int) -> np.ndarray:
     groups = sample_answers(student, prompts, k, temperature, max_new_tokens, batch_size)
-    return np.array([clusters_by_value([extract(text) for text in group], canonical) / k for group in groups],
+    return np.array([clusters_by_match([extract(text) for text in group], same) / k for group in groups],
                     dtype=np.float64)

@@ -27,12 +27,13 @@ def normalise(values: np.ndarray, method: str) -> np.ndarray:
 
 
 def combine(scores: Mapping[str, np.ndarray], weights: Mapping[str, float], method: str) -> np.ndarray:
-    """sum_i weight_i * normalise(score_i); `scores` must hold every reward with a non-zero weight."""
+    """sum_i weight_i * normalise(score_i); `scores` must hold every reward with a non-zero weight. No weight at all
+    (the format-only baseline) gives zeros."""
     missing = [name for name, weight in weights.items() if weight and name not in scores]
     if missing:
         raise ValueError(f"combine: no scores for weighted rewards {missing}")
     active = [name for name, weight in weights.items() if weight]
-    total = np.zeros(len(scores[active[0]]), dtype=np.float64)
+    total = np.zeros(len(next(iter(scores.values()))) if scores else 0, dtype=np.float64)
     for name in active:
         total += weights[name] * normalise(scores[name], method)
     return total

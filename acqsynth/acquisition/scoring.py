@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acqsynth.config import AcquisitionScoreConfig
-from acqsynth.domains.math import extract_final_answer, parse_number, student_completion, student_prompt
+from acqsynth.domains import domain_module
+from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel
 
 
@@ -30,6 +31,7 @@ class AcquisitionScorer:
 
     student: LoadedModel
     config: AcquisitionScoreConfig
+    domain: str = "math"  # how the student's sampled answers are read and compared (answer variance)
     centroids: np.ndarray | None = None
     archive: object | None = None  # a DiversityArchive; loaded lazily with the embedder
     _embedder: object | None = field(default=None, repr=False)
@@ -72,8 +74,9 @@ class AcquisitionScorer:
         if "answer_variance" in names:
             from acqsynth.acquisition.answer_variance import answer_variance_rewards
 
+            domain = domain_module(self.domain)
             result["answer_variance"] = answer_variance_rewards(
-                self.student, prompts, extract_final_answer, parse_number, cfg.answer_variance_samples,
+                self.student, prompts, domain.extract_answer, domain.answers_match, cfg.answer_variance_samples,
                 cfg.answer_variance_temperature, cfg.max_new_tokens, cfg.batch_size)
         if "proximity" in names or "diversity" in names:
             if embeddings is None:

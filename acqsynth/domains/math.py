@@ -1,32 +1,32 @@
-"""Math domain: GSM8K-format word problems (procedural and real), the sample format, student prompts, numbers.
+"""Math domain: GSM8K-format word problems (procedural and real), NuminaMath-style records, and answers compared
+by value (numbers and LaTeX expressions).
 
-A record is a `MathProblem`; its `reasoning` is a GSM8K worked solution without the final `#### answer` line,
+A record is an `Example`; for GSM8K its `reasoning` is the worked solution without the final `#### answer` line,
 with one calculator annotation `<<a op b=c>>` per step so that `acqsynth.verify.math` can check every step.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
+
+import mpmath
+
+from acqsynth.domains.records import jsonl_rows, looks_like_hub_id
+from acqsynth.domains.sample import Example, answer_text, unique_questions
+
+_log = logging.getLogger(__name__)
 
 OPERATIONS = ("+", "-", "*", "/")
 
 
-@dataclass(frozen=True)
-class MathProblem:
-    id: str
-    skill: str
-    question: str
-    reasoning: str
-    answer: str
-
-
-def gsm8k_solution(problem: MathProblem) -> str:
+def gsm8k_solution(problem: Example) -> str:
     """The GSM8K `answer` field: worked solution, then the `#### answer` line."""
     return f"{problem.reasoning}\n#### {problem.answer}"
 
@@ -57,12 +57,6 @@ def parse_number(text: str) -> Fraction | None:
     else:
         return None
     return -value if negative else value
-
-
-def numbers_equal(a: str, b: str) -> bool:
-    """Exact equality by value (`8` == `8.00`, `1,000` == `1000`); False when either is not a number."""
-    value_a, value_b = parse_number(a), parse_number(b)
-    return value_a is not None and value_b is not None and value_a == value_b
 
 
 def format_number(value: Fraction) -> str:
@@ -320,7 +314,7 @@ _TEMPLATES: dict[str, tuple[_Template, ...]] = {
 }
 
 
-def _word_problem(rng: random.Random, difficulty: MathDifficulty, problem_id: str) -> MathProblem:
+def _word_problem(rng: random.Random, difficulty: MathDifficulty, problem_id: str) -> Example:
     start, chain = _step_chain(rng, difficulty)
     names = list(_NAMES)
     rng.shuffle(names)
@@ -346,7 +340,7 @@ def _word_problem(rng: random.Random, difficulty: MathDifficulty, problem_id: st
         question.append(rendered[0])
         reasoning.append(rendered[1])
     question.append(f"How many {story.thing[1]} {story.ask}?")
-    return MathProblem(
+    return Example(
         id=problem_id,
         skill="word_problem",
         question=" ".join(question),
@@ -365,14 +359,14 @@ def _problem_rngs(n: int, seed: int) -> Iterator[tuple[int, random.Random]]:
 
 def generate_word_problems(
     n: int, difficulty: MathDifficulty, seed: int, id_prefix: str = "math"
-) -> list[MathProblem]:
+) -> list[Example]:
     """`n` GSM8K-style word problems (skill "word_problem"), the same for the same seed."""
     return [_word_problem(rng, difficulty, f"{id_prefix}-{i:06d}") for i, rng in _problem_rngs(n, seed)]
 
 
 def generate_arithmetic_drills(
     n: int, difficulty: MathDifficulty, seed: int, id_prefix: str = "arith"
-) -> list[MathProblem]:
+) -> list[Example]:
     """`n` bare expressions (skill "arithmetic"), e.g. `Compute (7 + 3) * 2.`, solved left to right."""
     problems = []
     for i, rng in _problem_rngs(n, seed):
@@ -386,7 +380,7 @@ def generate_arithmetic_drills(
                 expression = f"({expression})"
             expression, top_op, value = f"{expression} {op} {b}", op, _apply(op, value, b)
         problems.append(
-            MathProblem(
+            Example(
                 id=f"{id_prefix}-{i:06d}",
                 skill="arithmetic",
                 question=f"Compute {expression}.",
@@ -398,7 +392,395 @@ def generate_arithmetic_drills(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Real GSM8K
+# Answers: extraction and comparison by value
+#
+# An answer is a number (`42`, `-3.5`, `1,000`, `$12`, `3/4`, `25%`) or a LaTeX expression (`\frac{1}{2}`,
+# `2\sqrt{2}`, `\dfrac{\pi}{3}`, `x^{2}+1`). A small recursive-descent parser reads it into an expression tree,
+# which is evaluated exactly (fractions) when it is rational arithmetic and numerically (mpmath, 40 significant
+# digits, variables at three irrational points) otherwise. Nothing is `eval`ed. Not sympy: `sympy.parse_expr` evals
+# its input, `sympy.parsing.latex` needs antlr4 4.11 where omegaconf pins 4.9, and sympy's automatic simplification
+# can run for minutes on a 40-character answer (`\sqrt[7]{(x^{999}+y)^{999}}`); here every step is bounded.
+#
+# Conventions: `$`, `%` and degree signs are decorations and dropped (GSM8K writes "25%" answers as "25");
+# `\text{..}` holding letters is a unit and dropped; a leading `x =` is dropped; odd roots of negative numbers are
+# real (`\sqrt[3]{-8}` is -2); letters are variables, and a run of up to two letters is their product (`2xy`),
+# while longer runs are words, not values. Out of scope, so never a match: tuples, intervals, sets, lists (any
+# comma that is not a thousands separator), equations and inequalities, text answers, subscripts, functions other
+# than square and n-th roots (`\sin`, `\log`, ...), `e` as Euler's number, `i` as the imaginary unit, `\infty`,
+# factorials, and mixed numbers (`2\frac{1}{2}` is 2 x 1/2, as LaTeX math reads it).
+
+_MAX_ANSWER_CHARS = 200
+_MAX_EXPONENT = 1000
+_MAX_BITS = 100_000  # on the size of any number met on the way, exact or numeric
+_MATCH_DIGITS = 40
+_MAX_VARIABLE_RUN = 2
+
+_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_TEXT_RE = re.compile(r"\\(?:text|textrm|textbf|mbox|mathrm|mathbf)\s*\{([^{}]*)\}")
+_RENAMED_RE = re.compile(r"\\(dfrac|tfrac|cdot|times|div)(?![a-zA-Z])")
+_RENAMED = {"dfrac": r"\frac", "tfrac": r"\frac", "cdot": "*", "times": "*", "div": "/"}
+_DROPPED_RE = re.compile(
+    r"\\(?:left|right|displaystyle)(?![a-zA-Z])|\\!|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree"
+    r"|\\?[%$]|\\[()\[\]]|(?<=\d)\\,(?=\d{3}(?!\d))"  # the last: a thin space between thousands, `1\,000`
+)
+_SPACING_RE = re.compile(r"\\(?:[,;: ]|q?quad(?![a-zA-Z]))|~")
+_ASSIGNMENT_RE = re.compile(r"\s*[a-zA-Z]\s*=(?!=)")
+_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|\d+\.?\d*|\.\d+)|(?P<command>\\[a-zA-Z]+)"
+    r"|(?P<word>[a-zA-Z]+)|(?P<symbol>[-+*/^(){}\[\]]))"
+)
+_CLOSING = {"(": ")", "{": "}", "[": "]"}
+
+# An expression tree: ("num", Fraction), ("var", letter), ("pi",), ("neg", a), (op, a, b) for op in + - * / ^,
+# and ("root", radicand, index).
+_Node = tuple[Any, ...]
+_TWO: _Node = ("num", Fraction(2))
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (or `\\fbox{...}`) in `text`, nested braces included; None when there
+    is none, or when its braces never close (a truncated answer is no answer)."""
+    starts = [match.end() for match in _BOXED_RE.finditer(text)]
+    if not starts:
+        return None
+    depth, position = 1, starts[-1]
+    while position < len(text):
+        char = text[position]
+        if char == "\\":
+            position += 2  # `\{` and `\}` are literal braces, not a group
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[starts[-1] : position].strip() or None
+        position += 1
+    return None
+
+
+def _unit_or_number(match: re.Match[str]) -> str:
+    # `\text{ cm}` is a unit and goes; `\mathbf{5}` is a number and stays.
+    return "" if re.search(r"[a-zA-Z]", match[1]) else match[1]
+
+
+def _normalise_answer(text: str) -> str:
+    if "\\boxed" in text or "\\fbox" in text:
+        text = last_boxed(text) or ""
+    text = _TEXT_RE.sub(_unit_or_number, text.replace("\u2212", "-"))  # also a Unicode minus sign
+    text = _RENAMED_RE.sub(lambda match: _RENAMED[match[1]], text)
+    text = _DROPPED_RE.sub("", text.replace("{,}", ","))
+    text = _SPACING_RE.sub(" ", text)
+    if assignment := _ASSIGNMENT_RE.match(text):
+        text = text[assignment.end() :]
+    return text.strip().rstrip(".")
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens: number, command (`\\frac`), word (letters) or symbol."""
+    tokens, position, text = [], 0, text.rstrip()
+    while position < len(text):
+        match = _TOKEN_RE.match(text, position)
+        if match is None:
+            raise ValueError(f"unexpected {text[position:]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match[kind]))
+        position = match.end()
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over the tokens of a normalised answer, building its expression tree.
+
+    sum := product (('+' | '-') product)*;  product := signed (('*' | '/') signed | power)*  (the second form is an
+    implicit product: `2\\pi`, `3x`, `2(x+1)`);  signed := ('+' | '-') signed | power;  power := primary ('^' signed)?;
+    primary := number | word | group | \\frac arg arg | \\sqrt ('[' sum ']')? arg | \\pi.
+    """
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.tokens = tokens
+        self.position = 0
+        self.letters: set[str] = set()
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.position] if self.position < len(self.tokens) else ("end", "")
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        if token[0] == "end":
+            raise ValueError("unexpected end")
+        self.position += 1
+        return token
+
+    def expect(self, text: str) -> None:
+        if self.take()[1] != text:
+            raise ValueError(f"expected {text!r}")
+
+    def parse(self) -> _Node:
+        tree = self.sum()
+        if self.peek()[0] != "end":
+            raise ValueError(f"unexpected {self.peek()[1]!r}")
+        return tree
+
+    def sum(self) -> _Node:
+        tree = self.product()
+        while self.peek()[1] in ("+", "-"):
+            tree = (self.take()[1], tree, self.product())
+        return tree
+
+    def product(self) -> _Node:
+        tree = self.signed()
+        while True:
+            kind, text = self.peek()
+            if text in ("*", "/"):
+                tree = (self.take()[1], tree, self.signed())
+            elif kind in ("word", "command") or text in _CLOSING:
+                tree = ("*", tree, self.power())
+            else:
+                return tree
+
+    def signed(self) -> _Node:
+        if self.peek()[1] in ("+", "-"):
+            sign = self.take()[1]
+            tree = self.signed()
+            return ("neg", tree) if sign == "-" else tree
+        return self.power()
+
+    def power(self) -> _Node:
+        base = self.primary()
+        if self.peek()[1] == "^":
+            self.take()
+            return ("^", base, self.signed())
+        return base
+
+    def primary(self) -> _Node:
+        kind, text = self.take()
+        if kind == "number":
+            return ("num", Fraction(text.replace(",", "")))
+        if text in _CLOSING:
+            tree = self.sum()
+            self.expect(_CLOSING[text])
+            return tree
+        if kind == "word":
+            return self.word(text)
+        if text == r"\frac":
+            numerator = self.argument()
+            return ("/", numerator, self.argument())
+        if text == r"\sqrt":
+            index = _TWO
+            if self.peek()[1] == "[":
+                self.take()
+                index = self.sum()
+                self.expect("]")
+            return ("root", self.argument(), index)
+        if text == r"\pi":
+            return ("pi",)
+        raise ValueError(f"{text!r} is not supported")
+
+    def word(self, text: str) -> _Node:
+        if text == "pi":
+            return ("pi",)
+        if text == "sqrt":
+            return ("root", self.primary(), _TWO)
+        if len(text) > _MAX_VARIABLE_RUN:
+            raise ValueError(f"{text!r} is a word, not a value")
+        self.letters.update(text)
+        tree: _Node = ("var", text[0])
+        for letter in text[1:]:
+            tree = ("*", tree, ("var", letter))
+        return tree
+
+    def argument(self) -> _Node:
+        """A LaTeX command argument: a braced group or a single character (`\\frac12` is 1/2)."""
+        kind, text = self.peek()
+        if kind in ("number", "word") and len(text) > 1:
+            self.tokens[self.position : self.position + 1] = [(kind, text[0]), (kind, text[1:])]
+        return self.primary()
+
+
+def _bounded_fraction(value: Fraction) -> Fraction:
+    if max(value.numerator.bit_length(), value.denominator.bit_length()) > _MAX_BITS:
+        raise ValueError("number too large")
+    return value
+
+
+def _exact(tree: _Node) -> Fraction | None:
+    """The exact value of rational arithmetic (+ - * / and whole powers of numbers); None for anything else."""
+    op = tree[0]
+    if op == "num":
+        return tree[1]
+    if op in ("var", "pi", "root"):
+        return None
+    args = [_exact(arg) for arg in tree[1:]]
+    if any(arg is None for arg in args):
+        return None
+    if op == "neg":
+        return -args[0]
+    left, right = args
+    if op == "+":
+        return _bounded_fraction(left + right)
+    if op == "-":
+        return _bounded_fraction(left - right)
+    if op == "*":
+        return _bounded_fraction(left * right)
+    if right == 0 and (op == "/" or left == 0):
+        raise ValueError("division by zero")
+    if op == "/":
+        return _bounded_fraction(left / right)
+    if right.denominator != 1:
+        return None
+    bits = max(left.numerator.bit_length(), left.denominator.bit_length())
+    if abs(right) > _MAX_EXPONENT or bits * abs(right) > _MAX_BITS:
+        raise ValueError("number too large")
+    return _bounded_fraction(left ** int(right))
+
+
+def _power(base: mpmath.mpc, exponent: mpmath.mpc) -> mpmath.mpc:
+    """The principal value of base ** exponent, as exp(exponent log base), refused before it is computed when
+    too large (mpmath's own power by a huge whole number takes forever)."""
+    if base == 0:
+        if mpmath.re(exponent) > 0:
+            return mpmath.mpf(0)
+        raise ValueError("division by zero")
+    logarithm = exponent * mpmath.log(base)
+    if abs(logarithm) > _MAX_BITS:
+        raise ValueError("number too large")
+    return mpmath.exp(logarithm)
+
+
+def _numeric(tree: _Node, point: dict[str, mpmath.mpf]) -> mpmath.mpc:
+    """The value of `tree` with its variables at `point`, at mpmath's current precision."""
+    op = tree[0]
+    if op == "num":
+        return mpmath.mpf(tree[1].numerator) / tree[1].denominator
+    if op == "var":
+        return point[tree[1]]
+    if op == "pi":
+        return +mpmath.pi
+    args = [_numeric(arg, point) for arg in tree[1:]]
+    if op == "neg":
+        value = -args[0]
+    elif op == "+":
+        value = args[0] + args[1]
+    elif op == "-":
+        value = args[0] - args[1]
+    elif op == "*":
+        value = args[0] * args[1]
+    elif op == "/":
+        if args[1] == 0:
+            raise ValueError("division by zero")
+        value = args[0] / args[1]
+    elif op == "^":
+        value = _power(args[0], args[1])
+    else:
+        radicand, index = args
+        if index == 0:
+            raise ValueError("zeroth root")
+        odd_index = mpmath.im(index) == 0 and mpmath.re(index) % 2 == 1
+        if odd_index and mpmath.im(radicand) == 0 and mpmath.re(radicand) < 0:
+            value = -_power(-radicand, 1 / index)  # the real odd root, as school math reads it
+        else:
+            value = _power(radicand, 1 / index)
+    if not mpmath.isfinite(value) or (value != 0 and abs(mpmath.log(abs(value), 2)) > _MAX_BITS):
+        raise ValueError("number out of range")
+    return value
+
+
+@dataclass(frozen=True)
+class _Answer:
+    tree: _Node
+    exact: Fraction | None
+    letters: frozenset[str]
+
+
+def _points(letters: frozenset[str]) -> list[dict[str, mpmath.mpf]]:
+    """Where to evaluate: once without variables; else at three irrational points, so that a rational expression
+    has no pole there and two different ones do not agree there."""
+    ordered = sorted(letters)
+    count = 3 if ordered else 1
+    return [{x: mpmath.mpf(k + 2) / (j + 3) + mpmath.pi / (j + 7) for j, x in enumerate(ordered)} for k in range(count)]
+
+
+_NUMERIC_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError)
+
+
+def _answer_value(text: str) -> _Answer | None:
+    """The parsed answer, checked to have a finite value; None when it is not a single value this parser reads."""
+    if len(text) > _MAX_ANSWER_CHARS:
+        return None
+    try:
+        parser = _Parser(_tokens(_normalise_answer(text)))
+        tree = parser.parse()
+        exact = _exact(tree)
+        if exact is None:
+            with mpmath.workdps(_MATCH_DIGITS + 20):
+                _numeric(tree, _points(frozenset(parser.letters))[0])
+    except _NUMERIC_ERRORS:
+        return None
+    return _Answer(tree, exact, frozenset(parser.letters))
+
+
+def _values_equal(a: _Answer, b: _Answer) -> bool:
+    if a.exact is not None and b.exact is not None:
+        return a.exact == b.exact
+    with mpmath.workdps(_MATCH_DIGITS + 20):
+        tolerance = mpmath.mpf(10) ** -_MATCH_DIGITS
+        for point in _points(a.letters | b.letters):
+            value_a, value_b = _numeric(a.tree, point), _numeric(b.tree, point)
+            if abs(value_a - value_b) > tolerance * max(1, abs(value_a), abs(value_b)):
+                return False
+    return True
+
+
+def answers_match(predicted: str, expected: str) -> bool:
+    """Whether two answers have the same value (see the conventions above): `0.5` and `\\frac{1}{2}`, `\\sqrt{8}` and
+    `2\\sqrt{2}`, `1,000` and `1000`. False, never an exception, when either is not a value."""
+    a, b = _answer_value(predicted), _answer_value(expected)
+    if a is None or b is None:
+        return False
+    try:
+        return _values_equal(a, b)
+    except _NUMERIC_ERRORS:
+        return False
+
+
+def extract_answer(completion: str) -> str | None:
+    """The final answer of a student completion: the first line after its first `####`.
+
+    From that line: the last `\\boxed{...}` content if there is one; else its first word when that is a number (as
+    GSM8K writes it: `#### 72 apples` gives `72`; commas, `$` and a final `.` dropped); else the whole line when
+    it is a value (`#### 2 \\sqrt{2}`). None when there is no marker or no answer.
+    """
+    text = answer_text(completion)
+    if text is None:
+        return None
+    line = text.split("\n", 1)[0].strip()
+    if "\\boxed" in line or "\\fbox" in line:
+        return last_boxed(line)
+    words = line.split()
+    if words and "\\" not in line and parse_number(words[0].rstrip(".")) is not None:
+        return _normalise_number_text(words[0])
+    line = line.rstrip(".")
+    return line if line and _answer_value(line) is not None else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real data: GSM8K and NuminaMath-style records
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    where: str  # file:line, or the hub row
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoadedExamples:
+    """What `read_examples` read: the examples, and the rows it skipped for lack of one comparable answer
+    (NuminaMath-style rows only; a GSM8K row without its `####` number is an error)."""
+
+    examples: list[Example]
+    skipped: list[SkippedRow]
 
 
 def split_gsm8k_answer(solution: str) -> tuple[str, str]:
@@ -414,167 +796,154 @@ def split_gsm8k_answer(solution: str) -> tuple[str, str]:
     return "\n".join(lines[:-1]).strip(), _normalise_number_text(raw_answer)
 
 
-def _gsm8k_record(row: object, where: str, problem_id: str) -> MathProblem:
+def _string_fields(row: object, where: str, fields: tuple[str, ...]) -> dict:
+    """`row`, checked to be an object whose `fields` are strings; errors name the row and the field."""
+    expected = " and ".join(repr(field) for field in fields)
     if not isinstance(row, dict):
-        raise ValueError(f"{where}: expected a JSON object with 'question' and 'answer', got {type(row).__name__}")
-    for field in ("question", "answer"):
+        raise ValueError(f"{where}: expected a JSON object with {expected}, got {type(row).__name__}")
+    for field in fields:
         if field not in row:
-            raise ValueError(f"{where}: missing field {field!r}; expected 'question' and 'answer'")
+            raise ValueError(f"{where}: missing field {field!r}; expected {expected}")
         if not isinstance(row[field], str):
             raise ValueError(f"{where}: field {field!r} must be a string, got {type(row[field]).__name__}")
+    return row
+
+
+def _gsm8k_record(row: object, where: str, example_id: str) -> Example:
+    row = _string_fields(row, where, ("question", "answer"))
     try:
         reasoning, answer = split_gsm8k_answer(row["answer"])
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
-    return MathProblem(
-        id=problem_id, skill="word_problem", question=row["question"].strip(), reasoning=reasoning, answer=answer
+    return Example(
+        id=example_id, skill="word_problem", question=row["question"].strip(), reasoning=reasoning, answer=answer
     )
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
-    """(1-based line number, parsed object) of every non-blank line, with errors naming file and line."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not valid UTF-8 (byte {error.start}); expected UTF-8 JSON lines") from None
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{path}:{number}: invalid JSON ({error.msg} at column {error.colno}); "
-                "expected one object with 'question' and 'answer' per line"
-            ) from None
+def _numina_record(row: object, where: str, example_id: str) -> Example | SkippedRow:
+    """A NuminaMath-style row: `problem`, `solution` ending in `\\boxed{answer}`, optional `source` (the skill) and
+    `messages` (unused). The reasoning is the whole solution, boxed answer included, as the data writes it."""
+    row = _string_fields(row, where, ("problem", "solution"))
+    source = row.get("source")
+    if source is not None and not isinstance(source, str):
+        raise ValueError(f"{where}: field 'source' must be a string, got {type(source).__name__}")
+    problem, solution = row["problem"].strip(), row["solution"].strip()
+    boxed = last_boxed(solution)
+    if not problem:
+        return SkippedRow(where, "empty problem")
+    if boxed is None:
+        return SkippedRow(where, "no complete \\boxed{...} answer in the solution")
+    answer = " ".join(boxed.split())
+    if _answer_value(answer) is None:
+        return SkippedRow(where, f"boxed answer {answer!r} is not a single value")
+    return Example(id=example_id, skill=source or "numinamath", question=problem, reasoning=solution, answer=answer)
 
 
-def _looks_like_hub_id(source: str) -> bool:
-    # "openai/gsm8k" or "gsm8k"; anything path-like (a suffix, a leading ./ or /, an existing first folder) is local.
-    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source) or source.endswith(".jsonl") or source.startswith("."):
-        return False
-    return not Path(Path(source).parts[0]).exists()
+_Record = Callable[[object, str, str], Example | SkippedRow]
+# Format name (the id prefix) -> the fields that identify it and its record reader.
+_FORMATS: dict[str, tuple[tuple[str, str], _Record]] = {
+    "gsm8k": (("question", "answer"), _gsm8k_record),
+    "numina": (("problem", "solution"), _numina_record),
+}
 
 
-def load_gsm8k(source: str, split: str = "train", limit: int | None = None) -> list[MathProblem]:
+def _record_format(row: object, where: str) -> str:
+    if isinstance(row, dict):
+        for name, (fields, _) in _FORMATS.items():
+            if all(field in row for field in fields):
+                return name
+    found = sorted(row) if isinstance(row, dict) else type(row).__name__
+    raise ValueError(
+        f"{where}: cannot tell the record format from {found}; expected fields 'question' and 'answer' (GSM8K) "
+        "or 'problem' and 'solution' (NuminaMath)"
+    )
+
+
+def _source_rows(source: str, split: str) -> Iterator[tuple[int, object, str]]:
+    """(index, row, where) of a `.jsonl` file, a directory holding `{split}.jsonl`, or a hub dataset's split."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / f"{split}.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"math split file not found: {path}")
+    if path.is_file():
+        yield from ((number - 1, row, f"{path}:{number}") for number, row in jsonl_rows(path))
+    elif looks_like_hub_id(source):
+        from datasets import get_dataset_config_names, load_dataset
+
+        # GSM8K's hub copy has the configs "main" and "socratic"; NuminaMath's has one, the default.
+        config = "main" if "main" in get_dataset_config_names(source) else None
+        dataset = load_dataset(source, config, split=split)
+        yield from ((index, row, f"{source}[{split}] row {index}") for index, row in enumerate(dataset))
+    else:
+        raise FileNotFoundError(f"math source not found: {source} (neither a file, a directory nor a hub id)")
+
+
+def _read(source: str, split: str, limit: int | None, format_name: str | None) -> LoadedExamples:
+    """Up to `limit` examples of `source`, in the given format or (None) the one its first row shows."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    examples: list[Example] = []
+    skipped: list[SkippedRow] = []
+    for index, row, where in _source_rows(source, split):
+        if limit is not None and len(examples) >= limit:
+            break
+        format_name = format_name or _record_format(row, where)
+        record = _FORMATS[format_name][1](row, where, f"{format_name}-{split}-{index}")
+        (skipped if isinstance(record, SkippedRow) else examples).append(record)
+    return LoadedExamples(examples, skipped)
+
+
+def load_gsm8k(source: str, split: str = "train", limit: int | None = None) -> list[Example]:
     """GSM8K records from a `.jsonl` file, a directory holding `{split}.jsonl`, or a hub id (e.g. `openai/gsm8k`).
 
     Ids are `gsm8k-{split}-{index}` (index of the line or row, from 0); for a file path, `split` names the ids.
     """
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0 or None, got {limit}")
-    path = Path(source)
-    rows: Iterable[tuple[int, object, str]]
-    if path.is_dir():
-        path = path / f"{split}.jsonl"
-        if not path.is_file():
-            raise FileNotFoundError(f"GSM8K split file not found: {path}")
-    if path.is_file():
-        rows = ((number - 1, row, f"{path}:{number}") for number, row in _jsonl_rows(path))
-    elif _looks_like_hub_id(source):
-        from datasets import load_dataset
-
-        dataset = load_dataset(source, "main", split=split)
-        rows = ((index, row, f"{source}[{split}] row {index}") for index, row in enumerate(dataset))
-    else:
-        raise FileNotFoundError(f"GSM8K source not found: {source} (neither a file, a directory nor a hub id)")
-    problems = []
-    for index, row, where in rows:
-        if limit is not None and len(problems) >= limit:
-            break
-        problems.append(_gsm8k_record(row, where, f"gsm8k-{split}-{index}"))
-    return problems
+    return _read(source, split, limit, "gsm8k").examples
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The method's sample format
-
-_TAGS = ("<question>", "</question>", "<reasoning>", "</reasoning>", "<answer>", "</answer>")
-
-
-@dataclass(frozen=True)
-class ParsedSample:
-    ok: bool
-    question: str | None
-    reasoning: str | None
-    answer: str | None
-    error: str
+def read_examples(source: str, split: str = "train", limit: int | None = None) -> LoadedExamples:
+    """GSM8K or NuminaMath-style records (told apart by the first row's fields) from a `.jsonl` file, a directory
+    holding `{split}.jsonl`, or a hub id (`openai/gsm8k`, `AI-MO/NuminaMath-CoT`). Malformed rows (not an object,
+    missing fields, wrong types) raise naming file and line; NuminaMath rows without one comparable `\\boxed{}`
+    answer, which the real data has, are skipped and listed. Ids are `{gsm8k|numina}-{split}-{index}`."""
+    return _read(source, split, limit, None)
 
 
-def format_sample(question: str, reasoning: str, answer: str) -> str:
-    return f"<question>{question}</question><reasoning>{reasoning}</reasoning><answer>{answer}</answer>"
-
-
-def _failed(error: str) -> ParsedSample:
-    return ParsedSample(ok=False, question=None, reasoning=None, answer=None, error=error)
-
-
-def parse_sample(text: str) -> ParsedSample:
-    """Split `<question>..</question><reasoning>..</reasoning><answer>..</answer>`; each tag exactly once, in order."""
-    for tag in _TAGS:
-        count = text.count(tag)
-        if count == 0:
-            return _failed(f"missing {tag}")
-        if count > 1:
-            return _failed(f"more than one {tag}")
-    positions = [text.index(tag) for tag in _TAGS]
-    if positions != sorted(positions):
-        return _failed("tags out of order")
-    ends = [position + len(tag) for position, tag in zip(positions, _TAGS)]
-    outside = {
-        "text before <question>": text[: positions[0]],
-        "text between </question> and <reasoning>": text[ends[1] : positions[2]],
-        "text between </reasoning> and <answer>": text[ends[3] : positions[4]],
-        "text after </answer>": text[ends[5] :],
-    }
-    for error, stray in outside.items():
-        if stray.strip():
-            return _failed(error)
-    fields = [text[ends[i] : positions[i + 1]].strip() for i in (0, 2, 4)]
-    for name, value in zip(("question", "reasoning", "answer"), fields):
-        if not value:
-            return _failed(f"empty {name}")
-    return ParsedSample(ok=True, question=fields[0], reasoning=fields[1], answer=fields[2], error="")
-
-
-def format_score(text: str) -> float:
-    """1.0 for a parseable sample; otherwise 0.9 x the fraction of the six tags found in order (a graded signal)."""
-    if parse_sample(text).ok:
-        return 1.0
-    found, position = 0, 0
-    for tag in _TAGS:
-        index = text.find(tag, position)
-        if index >= 0:
-            found, position = found + 1, index + len(tag)
-    return 0.9 * found / len(_TAGS)
-
-
-def generator_prompt(question: str, reasoning: str, answer: str) -> str:
-    """The generator's prompt: one seed example, in the method's order (question, reasoning, answer)."""
-    return ("Write a new grade-school math problem like this example.\n"
-            f"{format_sample(question, reasoning, answer)}\nNew:\n")
+def load_examples(source: str, split: str = "train", limit: int | None = None) -> list[Example]:
+    """`read_examples`' examples; skipped rows are counted in a logged warning."""
+    loaded = read_examples(source, split, limit)
+    if loaded.skipped:
+        first = loaded.skipped[0]
+        _log.warning(
+            "%s [%s]: skipped %d rows without a problem and one comparable \\boxed{} answer (first, %s: %s); "
+            "read_examples lists them",
+            source, split, len(loaded.skipped), first.where, first.reason,
+        )
+    return loaded.examples
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Student prompt format
+# The domain contract (the names every domain module exposes)
+
+NAME = "math"
+GENERATOR_INSTRUCTION = "Write a new grade-school math problem like this example."
+# Draws beyond n allowed to find n distinct questions before the difficulty is judged too narrow.
+_MAX_DRAWS_PER_EXAMPLE = 16
 
 
-def student_prompt(question: str) -> str:
-    return f"Question: {question}\nAnswer:"
-
-
-def student_completion(reasoning: str, answer: str) -> str:
-    return f" {reasoning}\n#### {answer}"
-
-
-def extract_final_answer(text: str) -> str | None:
-    """The number right after the first `####` (commas, `$`, a final `.` dropped); None if absent or not a number."""
-    marker = text.find("####")
-    if marker < 0:
-        return None
-    tokens = text[marker + 4 :].split("\n", 1)[0].split()
-    if not tokens or parse_number(tokens[0].rstrip(".")) is None:
-        return None
-    return _normalise_number_text(tokens[0])
+def procedural_examples(n: int, seed: int, difficulty: MathDifficulty | None = None) -> list[Example]:
+    """`n` word problems with distinct questions (the first ones of `generate_word_problems`), the same for the same
+    seed; ValueError when the difficulty cannot give that many distinct questions."""
+    difficulty = difficulty or MathDifficulty()
+    draws = n
+    while True:
+        examples = unique_questions(generate_word_problems(draws, difficulty, seed))
+        if len(examples) >= n:
+            return examples[:n]
+        if draws >= _MAX_DRAWS_PER_EXAMPLE * n:
+            raise ValueError(
+                f"only {len(examples)} distinct questions in {draws} word problems from {difficulty}; {n} needed: "
+                "widen the difficulty"
+            )
+        draws = min(2 * draws, _MAX_DRAWS_PER_EXAMPLE * n)

@@ -1,5 +1,6 @@
 """Batched generation with transformers (the default backend): left-padded batches, sampling or greedy, and, for the
-confidence reward, the top-1 minus top-2 probability margin of every generated token."""
+confidence reward, the top-1 minus top-2 probability margin of every generated token. `TransformersGenerator` puts
+it behind the backend interface (`acqsynth.generation.TextGenerator`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from acqsynth.models.loading import LoadedModel
 
 
 @dataclass
@@ -63,6 +66,24 @@ def generate(
                 results.append(Generation(text=text, margins=row_margins))
             progress.update(task, advance=len(chunk))
     return results
+
+
+@dataclass(frozen=True)
+class TransformersGenerator:
+    """`generate` on a loaded model, `batch_size` prompts per forward batch."""
+
+    loaded: LoadedModel
+    batch_size: int = 32
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, temperature: float = 0.0,
+                 with_margins: bool = False, description: str | None = None,
+                 seed: int | None = None) -> list[Generation]:
+        if seed is not None:
+            import torch
+
+            torch.manual_seed(seed)
+        return generate(self.loaded.model, self.loaded.tokenizer, prompts, max_new_tokens, temperature,
+                        self.batch_size, with_margins, description)
 
 
 def _lengths_before_eos(tokens, eos_id: int, pad_id: int):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +28,18 @@ class LoadedModel:
 
 
 def best_device() -> str:
+    """`cuda` when a GPU is visible, else `cpu`; the environment variable ACQSYNTH_DEVICE (cpu, cuda or cuda:N)
+    overrides it, e.g. to keep the models on the CPU while vLLM holds the GPU."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = os.environ.get("ACQSYNTH_DEVICE", "").strip()
+    if not chosen:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if chosen != "cpu" and not re.fullmatch(r"cuda(:\d+)?", chosen):
+        raise ValueError(f"ACQSYNTH_DEVICE: expected cpu, cuda or cuda:N, got {chosen!r}")
+    if chosen != "cpu" and not torch.cuda.is_available():
+        raise ValueError(f"ACQSYNTH_DEVICE={chosen} but no CUDA GPU is visible (torch.cuda.is_available() is False)")
+    return chosen
 
 
 def check_checkpoint(path: Path) -> None:
@@ -42,8 +53,10 @@ def check_checkpoint(path: Path) -> None:
         raise CheckpointError(f"{path}: missing tokenizer; expected one of {list(_TOKENIZER_FILES)}")
 
 
-def load_model(source: str | Path, device: str | None = None) -> LoadedModel:
-    """A local checkpoint directory (checked for weights and tokenizer first) or a hub id."""
+def load_model(source: str | Path, device: str | None = None, training: bool = False) -> LoadedModel:
+    """A local checkpoint directory (checked for weights and tokenizer first) or a hub id. On a GPU the weights are
+    bfloat16 for inference; a model to train keeps float32 weights (the trainers' bf16 autocast still runs it in
+    bfloat16: small updates to bfloat16 weights would round away)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -51,10 +64,32 @@ def load_model(source: str | Path, device: str | None = None) -> LoadedModel:
     if local.exists():
         check_checkpoint(local)
     device = device or best_device()
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    on_gpu = device.startswith("cuda")
+    dtype = torch.bfloat16 if on_gpu and not training and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype).to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=str(source))
+
+
+def missing_model(source: str) -> str | None:
+    """Why `source` could not be loaded without a download, or None if it can: a local directory must be a complete
+    checkpoint; a hub id must already be in the local Hugging Face cache. Reads no weights."""
+    local = Path(source).expanduser()
+    if local.exists():
+        try:
+            check_checkpoint(local)
+        except CheckpointError as error:
+            return str(error)
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = [try_to_load_from_cache(source, name) for name in ("config.json", *_WEIGHT_FILES)]
+    if not isinstance(cached[0], str):
+        return (f"{source}: not in the local Hugging Face cache; download it first "
+                f"(`hf download {source}`) or point to a local directory")
+    if not any(isinstance(path, str) for path in cached[1:]):
+        return f"{source}: config.json is cached but no weights; download the whole model (`hf download {source}`)"
+    return None

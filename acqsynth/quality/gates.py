@@ -37,7 +37,7 @@ INT_TYPES = ["int", "int32", "Int64Dtype"]
 FLOAT_TYPES = ["float", "float32", "Float64Dtype"]
 BOOL_TYPES = ["bool", "BooleanDtype"]
 
-_EXAMPLE_COLUMNS = ("id", "domain", "skill", "question", "reasoning", "answer", "source")
+_EXAMPLE_COLUMNS = ("id", "domain", "skill", "question", "reasoning", "answer", "tests", "source")
 _SAMPLE_FIELDS = ("question", "reasoning", "answer")
 
 
@@ -114,7 +114,7 @@ def _verified_rows() -> list[gxe.Expectation]:
 
 
 def examples_expectations() -> list[gxe.Expectation]:
-    """Seed / eval / pool / pretrain / forget tables."""
+    """Seed / eval / pool / pretrain tables."""
     checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
     for name in _EXAMPLE_COLUMNS:
         checks += _column(name, STR_TYPES)
@@ -166,6 +166,16 @@ def scored_expectations(ranges: Mapping[str, tuple[float | None, float | None]])
         *[check for name, (low, high) in ranges.items() for check in _finite_float(name, low, high)],
         *_finite_float("acquisition_score"),
     ]
+
+
+def selected_expectations() -> list[gxe.Expectation]:
+    """The fine-tuning set: at least one row, unique ids, non-empty text fields; `selection_score` may be null
+    (seed-only and random arms have none)."""
+    checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1),
+                                     gxe.ExpectColumnValuesToBeUnique(column="id")]
+    for name in ("id", "source", "question", "reasoning", "answer"):
+        checks += [*_column(name, STR_TYPES), gxe.ExpectColumnValueLengthsToBeBetween(column=name, min_value=1)]
+    return checks
 
 
 def metrics_expectations(columns: Iterable[str]) -> list[gxe.Expectation]:

@@ -1,29 +1,48 @@
-"""Verification of math samples: every calculator annotation `<<expr=value>>` is recomputed exactly, safely."""
+"""Verification of math samples: every calculator annotation `<<expr=value>>` is recomputed exactly, safely, and the
+answer must be the last computed value."""
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from acqsynth.domains.math import format_number, parse_number
+from acqsynth.domains.sample import Verdict
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
-# Python rejects "05"; GSM8K-style text may write it. Only whole-number leading zeros, never after a decimal point.
-_LEADING_ZEROS_RE = re.compile(r"(?<![\d.])0+(?=\d)")
+# Python rejects "05"; GSM8K-style text may write it. Only whole-number leading zeros: never after a decimal point,
+# nor inside a name or a `1_000` literal.
+_LEADING_ZEROS_RE = re.compile(r"(?<![\w.])0+(?=\d)")
 _MAX_EXPRESSION_CHARS = 200
 _MAX_EXPONENT = 64
 _MAX_MAGNITUDE = 10**100
+# Literals like 1e999999999 would be built digit by digit before any magnitude check.
+_MAX_LITERAL_EXPONENT = 100
 _ANSWER_MARKUP = ("<question>", "</question>", "<reasoning>", "</reasoning>", "<answer>", "</answer>", "####", "<<")
+
+
+def _bounded(value: Fraction) -> Fraction:
+    if abs(value.numerator) > _MAX_MAGNITUDE or value.denominator > _MAX_MAGNITUDE:
+        raise ValueError("number too large")
+    return value
+
+
+def _literal(text: str) -> Fraction:
+    """The exact value of a number literal's own text (not the float, which would make 0.1 inexact)."""
+    _, e, exponent = text.lower().partition("e")
+    if e and abs(int(exponent)) > _MAX_LITERAL_EXPONENT:
+        raise ValueError("number too large")
+    return _bounded(Fraction(text))
 
 
 def _evaluate_node(node: ast.AST, source: str) -> Fraction:
     if isinstance(node, ast.Constant):
         if type(node.value) not in (int, float):
             raise ValueError(f"only numbers are allowed, got {node.value!r}")
-        # The literal's own text, not the float, keeps decimals like 0.1 exact.
-        return Fraction(ast.get_source_segment(source, node) or repr(node.value))
+        return _literal(ast.get_source_segment(source, node) or repr(node.value))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         operand = _evaluate_node(node.operand, source)
         return -operand if isinstance(node.op, ast.USub) else operand
@@ -52,9 +71,7 @@ def _evaluate_node(node: ast.AST, source: str) -> Fraction:
             result = left ** int(right)
         else:
             raise ValueError(f"operator {type(node.op).__name__} is not allowed")
-        if abs(result.numerator) > _MAX_MAGNITUDE or result.denominator > _MAX_MAGNITUDE:
-            raise ValueError("number too large")
-        return result
+        return _bounded(result)
     if isinstance(node, ast.Name):
         raise ValueError(f"name {node.id!r} is not allowed")
     raise ValueError(f"{type(node).__name__} is not allowed in a calculator annotation")
@@ -123,33 +140,35 @@ def check_annotations(reasoning: str) -> list[AnnotationCheck]:
     return [_check_annotation(match[1]) for match in _ANNOTATION_RE.finditer(reasoning)]
 
 
-@dataclass(frozen=True)
-class MathVerdict:
-    verified: bool
-    reason: str
-
-
-def verify_math_sample(question: str, reasoning: str, answer: str) -> MathVerdict:
+def verify_math_sample(question: str, reasoning: str, answer: str) -> Verdict:
     """Accept a sample only if every annotation is right and the answer is the last computed value."""
     if not question.strip():
-        return MathVerdict(False, "empty question")
+        return Verdict(False, "empty question")
     if any(markup in question for markup in _ANSWER_MARKUP):
-        return MathVerdict(False, "question contains answer markup")
+        return Verdict(False, "question contains answer markup")
     answer_value = parse_number(answer)
     if answer_value is None:
-        return MathVerdict(False, f"answer not numeric: {answer!r}")
+        return Verdict(False, f"answer not numeric: {answer!r}")
     checks = check_annotations(reasoning)
     if not checks:
-        return MathVerdict(False, "no calculator annotation")
+        return Verdict(False, "no calculator annotation")
     for check in checks:
         if not check.ok:
             computed = format_number(check.computed) if check.computed is not None else f"nothing ({check.error})"
-            return MathVerdict(False, f"annotation wrong: {check.markup} computes {computed}")
+            return Verdict(False, f"annotation wrong: {check.markup} computes {computed}")
     last = checks[-1]
     # A rounded last step is answered with its rounded (claimed) value, as GSM8K does.
     accepted = {last.computed, parse_number(last.claimed)}
     if answer_value not in accepted:
-        return MathVerdict(
+        return Verdict(
             False, f"answer {answer.strip()} differs from last computed value {format_number(last.computed)}"
         )
-    return MathVerdict(True, "")
+    return Verdict(True, "")
+
+
+def verify_batch(questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str]) -> list[Verdict]:
+    """`verify_math_sample` of each (question, reasoning, answer); the domain contract's batch form."""
+    return [
+        verify_math_sample(question, reasoning, answer)
+        for question, reasoning, answer in zip(questions, reasonings, answers, strict=True)
+    ]

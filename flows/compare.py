@@ -1,0 +1,71 @@
+"""The comparison flow: the shared stages once in the main workspace, then every (arm, seed) run as a Prefect task,
+cross-model transfer and the size curve, and the report (markdown file, Prefect artifact, PNG and CSV plots)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from acqsynth import compare as comparison
+from acqsynth import stages
+from acqsynth.config import Layout, PipelineConfig, load_config
+from flows.pipeline import run_stage_task
+from tasks import stages as stage_tasks
+
+SHARED_STAGES = (stage_tasks.prepare, stage_tasks.build_models, stage_tasks.seed_centroids)
+
+
+def _run_stage(stage: str, config: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    return getattr(stages, stage)(config, layout)
+
+
+@task(name="arm", task_run_name="{arm.name} seed {seed}", retries=1, retry_condition_fn=stage_tasks.is_transient)
+def arm_run(root: str, config: PipelineConfig, arm: comparison.Arm, seed: int) -> dict[str, Any]:
+    """One arm at one seed in its own workspace; reused from its result.json while its inputs are unchanged."""
+    return comparison.run_arm(Path(root), config, arm, seed, _run_stage)
+
+
+@flow(name="acqsynth-compare")
+def compare(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
+    started = time.perf_counter()
+    logger = get_run_logger()
+    root_path = Path(root)
+    config = load_config(root_path / params_path)
+    for stage_task in SHARED_STAGES:
+        run_stage_task(stage_task, config, root)
+    cfg = config.compare
+    plan = [(arm, seed) for seed in range(cfg.seeds) for arm in comparison.arms(config)]
+    arm_names = {arm.name for arm, _ in plan}
+    if "acqsyn_combined" in arm_names:
+        transfer = comparison.transfer_arms(root_path, config)
+        plan += [(transfer[0], 0)] + [(arm, seed) for seed in range(cfg.seeds) for arm in transfer[1:]]
+        plan += [(arm, seed) for seed in range(min(cfg.size_seeds, cfg.seeds)) for arm in comparison.size_arms(config)]
+    results = []
+    for index, (arm, seed) in enumerate(plan, start=1):
+        # A failed run (say, nothing its generator wrote passed verification) is reported, not fatal to the rest.
+        state = arm_run(root, config, arm, seed, return_state=True)
+        if state.is_completed():
+            result = state.result()
+            logger.info("[%d/%d] %s seed %d: %s", index, len(plan), arm.name, seed,
+                        "reused" if result["reused"] else "done")
+        else:
+            error = state.result(raise_on_failure=False)
+            result = {"arm": arm.name, "group": arm.group, "seed": seed, "metrics": {}, "reused": False,
+                      "failed": f"{type(error).__name__}: {error}"}
+            logger.error("[%d/%d] %s seed %d failed: %s", index, len(plan), arm.name, seed, result["failed"])
+        results.append(result)
+    command = " ".join(["acqsynth", "compare", *map(shlex.quote, sys.argv[2:])]) if sys.argv[1:2] == ["compare"] \
+        else "acqsynth compare"
+    markdown = comparison.write_report(root_path, config, results, command, time.perf_counter() - started,
+                                       comparison.DESIGN)
+    create_markdown_artifact(markdown, key=f"acqsynth-compare-{config.domain}",
+                             description="Comparison of the method with its baselines")
+    return {"runs": len(results), "reused": sum(r["reused"] for r in results),
+            "failed": sum("failed" in r for r in results),
+            "report": str(comparison.report_dir(root_path, config) / "report.md")}

@@ -1,0 +1,124 @@
+"""The comparison: arms as params overrides, reuse of computed runs, the statistics, and (slow) the whole smoke
+comparison as a real Prefect flow run."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from acqsynth import compare
+from acqsynth.config import REWARD_NAMES, Layout, profile_params, resolve
+
+
+def _config(**compare_values):
+    return resolve({**profile_params("smoke"), "compare": {**profile_params("smoke")["compare"], **compare_values}})
+
+
+def test_every_baseline_and_reward_has_an_arm_that_resolves():
+    config = _config()
+    names = [arm.name for arm in compare.arms(config)]
+    assert names[:6] == ["seed_only", "random_pool", "filtered_pool", "original", "rejection_sampling", "format_only"]
+    assert names[6:] == [f"acqsyn_{name}" for name in REWARD_NAMES] + ["acqsyn_combined"]
+    for arm in compare.arms(config):
+        arm_config = compare.run_config(config, arm, seed=2)
+        assert arm_config.seed == 2 and arm_config.data_seed == config.data_seed
+        if arm.name not in ("seed_only",):
+            assert arm_config.select.budget == config.compare.budget
+    rejection = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "rejection_sampling"), 0)
+    original = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "original"), 0)
+    assert rejection.policy_update.max_steps == original.policy_update.max_steps == 0
+    assert rejection.generate.n_samples == config.compare.rejection_n * original.generate.n_samples
+    assert rejection.select.method == "top_score"
+    single = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "acqsyn_diversity"), 0)
+    assert {k: v for k, v in single.policy_update.reward.weights.items() if v} == {"diversity": 1.0}
+
+
+def test_unknown_arm_is_named():
+    with pytest.raises(ValueError, match="unknown arms \\['acqsyn_novelty'\\]"):
+        compare.arms(_config(arms=["original", "acqsyn_novelty"]))
+
+
+def test_mean_ci95_is_the_t_interval():
+    values = [0.5, 0.6, 0.7]
+    mean, half = compare.mean_ci95(values)
+    assert mean == pytest.approx(0.6)
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / math.sqrt(3))
+    assert math.isnan(compare.mean_ci95([0.5])[1])
+
+
+def _result(arm, seed, accuracy, group="arms"):
+    return {"arm": arm, "group": group, "seed": seed, "metrics": {
+        "verify": {"verified_rate": 0.5},
+        "evaluate": {"in_domain": {"before_accuracy": 0.4, "after_accuracy": accuracy, "n": 10},
+                     "forgetting": {"mcq": {"drop": 0.1}, "code": {"drop": 0.0}}}},
+        "data": {"n": 8, "embedding_diversity": 0.3, "distinct_4grams": 0.9}}
+
+
+def test_difference_from_original_is_paired_by_seed():
+    results = [_result("original", s, a) for s, a in enumerate([0.40, 0.50, 0.60])]
+    results += [_result("acqsyn_combined", s, a) for s, a in enumerate([0.45, 0.56, 0.64])]
+    summary = compare.summary_table(compare.results_table(results, "math")).set_index("arm")
+    diff, half = compare.mean_ci95([0.05, 0.06, 0.04])
+    assert summary.loc["acqsyn_combined", "diff_vs_original"] == pytest.approx(diff)
+    assert summary.loc["acqsyn_combined", "diff_ci95"] == pytest.approx(half)
+    assert math.isnan(summary.loc["original", "diff_vs_original"])
+    assert summary.loc["original", "forgetting_mcq"] == pytest.approx(0.1)
+    table = compare.summary_markdown(summary.reset_index(), 0.4)
+    assert "| acqsyn_combined | 3 | 55.0 ± " in table and "forgetting mcq" in table
+
+
+def test_a_computed_run_is_reused_until_an_input_changes(tmp_path):
+    config = _config()
+    for path in ("data/prepared/seed.parquet", "models/base/student/config.json", "data/seed_centroids.npz"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("v1")
+    arm = compare.Arm("demo", "a demo arm", {"finetune": {"epochs": 2.0}}, ("finetune",))
+    calls = []
+
+    def run_stage(stage, arm_config, layout: Layout):
+        calls.append((stage, arm_config.finetune.epochs, layout.root))
+        assert (layout.root / "models" / "base" / "student" / "config.json").read_text() in ("v1", "v2")
+        return {"seconds": 0.0}
+
+    first = compare.run_arm(tmp_path, config, arm, 0, run_stage)
+    again = compare.run_arm(tmp_path, config, arm, 0, run_stage)
+    assert (first["reused"], again["reused"]) == (False, True)
+    assert calls == [("finetune", 2.0, compare.run_dir(tmp_path, config, "demo", 0))]
+    (tmp_path / "models/base/student/config.json").write_text("v2")
+    assert compare.run_arm(tmp_path, config, arm, 0, run_stage)["reused"] is False
+    assert compare.run_arm(tmp_path, config, arm, 1, run_stage)["reused"] is False
+    assert len(calls) == 3
+    saved = json.loads((compare.run_dir(tmp_path, config, "demo", 1) / "result.json").read_text())
+    assert saved["overrides"] == {"finetune": {"epochs": 2.0}}
+
+
+@pytest.mark.slow
+def test_smoke_comparison_flow(tmp_path, monkeypatch):
+    """The whole comparison on the smoke profile as a real Prefect flow run; a second run reuses every arm."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from acqsynth.config import write_params
+    from flows.compare import compare as compare_flow
+
+    values = profile_params("smoke")
+    write_params(tmp_path / "params.yaml", values)
+    (tmp_path / "dvc.yaml").write_text((pytest.importorskip("tests.conftest").REPO / "dvc.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with prefect_test_harness(server_startup_timeout=180):
+        first = compare_flow(params_path="params.yaml", root=str(tmp_path))
+        second = compare_flow(params_path="params.yaml", root=str(tmp_path))
+    assert first["reused"] == 0 and second["reused"] == second["runs"] == first["runs"]
+    config = resolve(values)
+    out = compare.report_dir(tmp_path, config)
+    report = (out / "report.md").read_text()
+    for arm in compare.arms(config):
+        assert f"| {arm.name} | {config.compare.seeds} |" in report
+    assert "Cross-model transfer" in report and "synthetic set size" in report
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["group"]) == {"arms", "transfer", "sizes"}
+    assert runs["accuracy"].between(0, 1).all()
+    for plot in ("accuracy.png", "rewards.png", "size_curve.png"):
+        assert (out / plot).stat().st_size > 0

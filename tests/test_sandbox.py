@@ -1,0 +1,608 @@
+"""Hostile programs in the code sandbox: each is contained, with the right verdict, in bounded time, host untouched.
+
+Most tests go through run_program (all layers). Tests named *_kernel run with the Python audit-hook guards off
+(`_run(..., guarded=False)`), as a program that got past them would, to check the kernel layers on their own; they
+skip where isolation_report() says this host lacks the layer. A program's parent is its zygote (the fork server);
+the process that asked for the run, this test process, is CALLER.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import stat
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from acqsynth.verify import sandbox
+from acqsynth.verify.sandbox import SandboxLimits, SandboxResult, _run, isolation_report, run_program, run_programs
+
+LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=10.0, memory_bytes=512 * 2**20, file_size_bytes=64 * 1024,
+                       max_processes=8, max_open_files=32, max_output_bytes=4096)
+SHORT = replace(LIMITS, wall_seconds=1.5, cpu_seconds=30)  # for programs that never end: the wall clock stops them
+REPORT = isolation_report()
+CALLER = os.getpid()
+
+
+def run(source: str, limits: SandboxLimits = LIMITS, guarded: bool = True) -> SandboxResult:
+    result = _run(textwrap.dedent(source), limits, guarded)
+    assert result.seconds < limits.wall_seconds + 5, result  # contained in bounded time
+    return result
+
+
+def needs(*layers: str):
+    missing = [layer for layer in layers if not REPORT[layer]]
+    return pytest.mark.skipif(bool(missing), reason=f"this host lacks {missing}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped (by init)
+
+
+def processes_in(directory: str) -> list[int]:
+    """Processes whose working directory is (under) directory: what a sandboxed program left running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if cwd.removesuffix(" (deleted)").startswith(directory) and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+# --- well-behaved programs -------------------------------------------------------------------------------------
+
+
+def test_well_behaved_program_passes_and_its_output_is_captured():
+    result = run("""
+        import collections, json, math
+        def add(a, b):
+            return a + b
+        assert add(2, 3) == 5
+        assert math.isclose(sum(collections.Counter("aab").values()), 3)
+        print(json.dumps({"ok": True}))
+    """)
+    assert result.verdict == "passed" and result.passed and result.reason == ""
+    assert result.stdout == '{"ok": true}\n'
+
+
+def test_failing_assert_is_failed_with_the_assertion_in_the_reason():
+    result = run("""
+        def add(a, b):
+            return a - b
+        assert add(2, 2) == 4 - 4
+        assert add(2, 3) == 5
+    """)
+    assert result.verdict == "failed" and not result.passed
+    assert result.reason == "AssertionError: assert add(2, 3) == 5"
+    assert "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(("source", "reason"), [
+    ("assert 1 == 2, 'one is not two'", "AssertionError: one is not two"),
+    ("1 / 0", "ZeroDivisionError: division by zero"),
+    ("def broken(:\n    pass", "SyntaxError: invalid syntax"),
+    ("def f(n):\n    return f(n + 1)\nf(0)", "RecursionError: maximum recursion depth exceeded"),
+    ("input()", "EOFError: EOF when reading a line"),  # stdin is empty: no hang
+])
+def test_exceptions_and_syntax_errors_are_failed(source, reason):
+    result = run(source)
+    assert result.verdict == "failed"
+    assert result.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("exit_early", [
+    "import sys; sys.exit(0)",
+    "import os; os._exit(0)",
+    "raise SystemExit",
+    "exit()",
+    "import atexit, os; atexit.register(os._exit, 0)",  # turns the failing assert's exit status into 0
+])
+def test_exiting_early_before_the_appended_tests_is_not_a_pass(exit_early):
+    result = run(f"def solve():\n    return 1\n{exit_early}\nassert solve() == 2\n")
+    assert result.verdict == "failed"
+
+
+def test_forged_completion_marker_is_not_a_pass():
+    result = run("""
+        import os
+        for fd in range(3, 32):
+            try:
+                os.write(fd, b"completed 00000000000000000000000000000000\\n")
+            except OSError:
+                pass
+        os._exit(0)
+    """)
+    assert result.verdict == "failed"
+
+
+# --- time ------------------------------------------------------------------------------------------------------
+
+
+def test_infinite_loop_is_stopped_by_the_wall_clock():
+    result = run("while True:\n    pass", SHORT)
+    assert result.verdict == "timeout" and result.reason == "wall-clock timeout after 1.5 s"
+
+
+def test_busy_cpu_loop_is_stopped_by_the_cpu_limit():
+    result = run("while True:\n    pass", replace(LIMITS, cpu_seconds=1))
+    assert result.verdict == "timeout" and result.reason == "CPU time limit (1 s) exceeded"
+
+
+def test_program_ignoring_sigterm_and_sigxcpu_is_still_killed():
+    result = run("""
+        import signal, time
+        for sig in (signal.SIGTERM, signal.SIGXCPU, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        while True:
+            time.sleep(0.05)
+    """, SHORT)
+    assert result.verdict == "timeout"
+
+
+def test_non_daemon_thread_outliving_main_times_out():
+    result = run("""
+        import threading, time
+        threading.Thread(target=time.sleep, args=(1000,)).start()
+        print("main done", flush=True)
+    """, SHORT)
+    assert result.verdict == "timeout" and result.stdout == "main done\n"
+
+
+def test_daemon_thread_dies_with_the_program(tmp_path):
+    late = tmp_path / "late.txt"
+    result = run(f"""
+        import os, threading, time
+        def later():
+            time.sleep(0.5)
+            open({str(late)!r}, "w").write("still running")
+        threading.Thread(target=later, daemon=True).start()
+        print(os.getcwd())
+    """)
+    assert result.verdict == "passed"
+    time.sleep(1.0)
+    assert not late.exists()
+    assert processes_in(result.stdout.strip()) == []
+
+
+# --- processes and signals -------------------------------------------------------------------------------------
+
+
+def test_fork_bomb_is_blocked():
+    result = run("import os\nwhile True:\n    os.fork()")
+    assert result.verdict == "error" and result.reason == "subprocess/fork blocked"
+
+
+def test_fork_bomb_that_catches_the_refusal_is_still_an_error():
+    result = run("""
+        import os
+        for _ in range(1000):
+            try:
+                os.fork()
+            except PermissionError:
+                pass
+    """)
+    assert result.verdict == "error" and result.reason == "subprocess/fork blocked"
+
+
+@pytest.mark.skipif(not (REPORT["pids_cgroup"] or REPORT["rlimit_nproc"] == "per sandbox"),
+                    reason="no kernel cap on this sandbox's processes on this host")
+def test_fork_bomb_kernel_is_capped():
+    result = run("import os\nwhile True:\n    os.fork()", guarded=False)
+    assert result.verdict == "error" and result.reason.startswith("process/thread limit")
+
+
+@pytest.mark.parametrize("spawn", [
+    "import subprocess; subprocess.run(['true'])",
+    "import os; os.system('true')",
+    "import os; os.popen('true').read()",
+    "import os; os.execv('/bin/sh', ['sh', '-c', 'true'])",
+    "import os; os.posix_spawn('/bin/true', ['true'], {})",
+    "import multiprocessing; multiprocessing.Process(target=print).start()",
+    "import pty; pty.fork()",
+])
+def test_spawning_processes_is_blocked(spawn):
+    result = run(spawn)
+    assert result.verdict == "error" and result.reason == "subprocess/fork blocked"
+
+
+def test_double_forked_daemon_is_blocked(tmp_path):
+    late = tmp_path / "daemon.txt"
+    result = run(f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(0.5)
+                open({str(late)!r}, "w").write("daemon")
+            os._exit(0)
+    """)
+    assert result.verdict == "error" and result.reason == "subprocess/fork blocked"
+    time.sleep(1.0)
+    assert not late.exists()
+
+
+@needs("pids_cgroup")
+def test_double_forked_daemon_kernel_is_killed_with_the_sandbox():
+    result = run("""
+        import os, time
+        child = os.fork()
+        if child == 0:
+            os.setsid()  # leaves the sandbox's process group
+            if os.fork() == 0:
+                while True:
+                    time.sleep(0.1)
+            os._exit(0)
+        os.waitpid(child, 0)
+        time.sleep(0.2)
+        print(os.getcwd())
+    """, guarded=False)
+    assert result.verdict == "passed", result
+    assert processes_in(result.stdout.strip()) == []
+
+
+@pytest.mark.parametrize("signal_parent", [
+    f"os.kill({CALLER}, signal.SIGTERM)",
+    f"os.kill({CALLER}, signal.SIGKILL)",
+    f"os.killpg(os.getpgid({CALLER}), signal.SIGKILL)",
+    "os.kill(os.getppid(), signal.SIGKILL)",  # the zygote
+    "os.killpg(os.getpgid(os.getppid()), signal.SIGSTOP)",
+    pytest.param("os.kill(-1, signal.SIGKILL)", marks=needs("landlock_signal_scope")),  # two layers before risking it
+])
+def test_signalling_the_caller_or_the_zygote_is_blocked(signal_parent):
+    result = run(f"import os, signal\n{signal_parent}\nprint('sent')")
+    assert result.verdict == "error" and result.reason == "signalling other processes blocked"
+    assert "sent" not in result.stdout  # and this test process is still here to check it
+
+
+@needs("landlock_signal_scope")
+def test_signalling_the_caller_kernel_is_denied():
+    received = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: received.append(True))
+    try:
+        result = run(f"import os, signal\nos.kill({CALLER}, signal.SIGUSR1)", guarded=False)
+        time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert result.verdict == "failed" and result.reason.startswith("PermissionError")
+    assert received == []
+
+
+@needs("landlock_signal_scope")
+def test_signalling_the_zygote_kernel_is_denied():
+    result = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", guarded=False)
+    assert result.verdict == "failed" and result.reason.startswith("PermissionError")
+    assert run("print('still served')").stdout == "still served\n"
+
+
+def test_program_may_signal_itself():
+    result = run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert result.verdict == "error" and result.reason.startswith("killed by signal SIGKILL")
+
+
+# --- memory, files, output -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bomb", [
+    "x = bytearray(8 * 2**30)",
+    "chunks = []\nwhile True:\n    chunks.append(bytearray(2**24))",
+])
+def test_memory_bomb_hits_the_memory_limit(bomb):
+    result = run(bomb)
+    assert result.verdict == "error" and result.reason.startswith("MemoryError: memory limit (512 MiB)")
+
+
+def test_huge_file_write_hits_the_file_size_limit():
+    result = run("""
+        with open("big.bin", "wb") as file:
+            for _ in range(100):
+                file.write(b"x" * 65536)
+    """)
+    assert result.verdict == "error" and result.reason == "file size limit (65536 bytes) exceeded"
+
+
+def test_opening_many_files_hits_the_open_files_limit():
+    result = run("files = [open(f'f{i}.txt', 'w') for i in range(1000)]")
+    assert result.verdict == "error" and result.reason == "too many open files (limit 32)"
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_output_flood_is_bounded(stream):
+    result = run(f"import sys\nwhile True:\n    sys.{stream}.write('x' * 10000)")
+    assert result.verdict == "error" and result.reason.startswith("output flood")
+    assert len(getattr(result, stream)) <= LIMITS.max_output_bytes
+
+
+def test_output_beyond_the_cap_is_truncated_not_fatal():
+    result = run("print('y' * 20000)")
+    assert result.verdict == "passed" and result.stdout == "y" * LIMITS.max_output_bytes
+
+
+@pytest.mark.parametrize("recursion", [
+    "import sys\nsys.setrecursionlimit(10**5)\ndef f(n):\n    return f(n + 1) + 1\nf(0)",
+    # through C (sorted's key) every level uses the C stack: a segfault, not a RecursionError
+    "import sys\nsys.setrecursionlimit(10**6)\ndef f(n):\n    return sorted([0], key=lambda _: f(n + 1))\nf(0)",
+])
+def test_deep_recursion_is_contained(recursion):
+    result = run(recursion)
+    assert result.verdict in ("failed", "error") and result.reason
+
+
+# --- file system, environment, network -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", [
+    "open(TARGET, 'w').write('pwned')",
+    "import os; os.close(os.open(TARGET, os.O_WRONLY | os.O_CREAT))",
+    "import pathlib; pathlib.Path(TARGET).write_text('pwned')",
+    "import shutil; open('x', 'w').close(); shutil.copy('x', TARGET)",
+    "import os; open('x', 'w').close(); os.rename('x', TARGET)",
+    "import os; os.symlink('/etc/passwd', TARGET)",
+])
+def test_writes_outside_the_work_dir_are_blocked(tmp_path, write):
+    target = tmp_path / "pwned.txt"
+    result = run(f"TARGET = {str(target)!r}\n{write}")
+    assert result.verdict == "error" and "outside the work dir blocked" in result.reason
+    assert not os.path.lexists(target)
+
+
+@pytest.mark.parametrize("delete", [
+    "import os; os.remove(KEEP)",
+    "import os; os.rename(KEEP, 'stolen')",
+    "import shutil; shutil.rmtree(os.path.dirname(KEEP))",
+    "import os; os.truncate(KEEP, 0)",
+    "open(KEEP, 'w').close()",
+])
+def test_deleting_or_changing_files_outside_the_work_dir_is_blocked(tmp_path, delete):
+    keep = tmp_path / "keep" / "keep.txt"
+    keep.parent.mkdir()
+    keep.write_text("precious")
+    result = run(f"import os\nKEEP = {str(keep)!r}\n{delete}")
+    assert result.verdict == "error" and "outside the work dir blocked" in result.reason
+    assert keep.read_text() == "precious"
+
+
+@needs("landlock_filesystem")
+def test_writes_and_deletes_outside_the_work_dir_kernel_are_denied(tmp_path):
+    keep, target = tmp_path / "keep.txt", tmp_path / "pwned.txt"
+    keep.write_text("precious")
+    for program in (f"open({str(target)!r}, 'w')", f"import os; os.remove({str(keep)!r})",
+                    f"import os; os.rename({str(keep)!r}, 'stolen')", "open('/tmp/acqsynth-sandbox-escape', 'w')"):
+        result = run(program, guarded=False)
+        assert result.verdict == "failed" and result.reason.startswith("PermissionError"), program
+    assert keep.read_text() == "precious" and not target.exists()
+    assert not os.path.exists("/tmp/acqsynth-sandbox-escape")
+
+
+@pytest.mark.parametrize("guarded", [True, pytest.param(False, marks=needs("landlock_filesystem"))])
+def test_reading_secret_files_outside_the_sandbox_is_denied(tmp_path, guarded):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-7f3a")
+    secret.chmod(0o644)  # world-readable: file permissions alone would not stop it
+    result = run(f"print(open({str(secret)!r}).read())", guarded=guarded)
+    assert result.verdict == "failed" and result.reason.startswith("PermissionError")
+    assert "TOP-SECRET-7f3a" not in result.stdout + result.stderr
+
+
+def test_environment_secrets_are_not_visible(monkeypatch):
+    monkeypatch.setenv("ACQSYNTH_TEST_SECRET", "hunter2-env-secret")
+    result = run("""
+        import os
+        print(sorted(os.environ.items()))
+        assert os.environ["HOME"] == os.getcwd()
+        for pid in (CALLER, os.getppid()):
+            try:
+                print(open(f"/proc/{pid}/environ", "rb").read())
+            except OSError as exc:
+                print("environment denied:", type(exc).__name__)
+    """.replace("CALLER", str(CALLER)))
+    assert result.verdict == "passed", result
+    assert "hunter2-env-secret" not in result.stdout and "ACQSYNTH_TEST_SECRET" not in result.stdout
+    assert result.stdout.count("environment denied") == 2
+
+
+@pytest.fixture
+def listener():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.3)
+    yield server
+    server.close()
+
+
+def assert_no_connection(server: socket.socket) -> None:
+    with pytest.raises(TimeoutError):
+        server.accept()
+
+
+@pytest.mark.parametrize("connect", [
+    "import socket; socket.create_connection(('127.0.0.1', PORT), timeout=1)",
+    "import urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{PORT}/', timeout=1)",
+    "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', PORT))",
+    "import socket; socket.getaddrinfo('example.com', 80)",
+])
+def test_network_connections_are_blocked(listener, connect):
+    result = run(f"PORT = {listener.getsockname()[1]}\n{connect}")
+    assert result.verdict == "error" and result.reason == "network access blocked"
+    assert_no_connection(listener)
+
+
+@pytest.mark.skipif(not (REPORT["network_namespace"] or REPORT["landlock_tcp"]), reason="no kernel network block")
+def test_network_connection_kernel_is_denied(listener):
+    result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=1)",
+                 guarded=False)
+    assert result.verdict == "failed" and result.reason.startswith(("PermissionError", "OSError", "ConnectionRef"))
+    assert_no_connection(listener)
+
+
+def test_socketpair_inside_the_program_is_allowed():
+    result = run("""
+        import asyncio
+        async def main():
+            await asyncio.sleep(0)
+            return 3
+        assert asyncio.run(main()) == 3
+    """)
+    assert result.verdict == "passed", result
+
+
+@pytest.mark.parametrize("native", [
+    "import ctypes\nctypes.CDLL(None).fork()",
+    "import ctypes\nctypes.CDLL('libc.so.6')",
+    "import ctypes\nctypes.c_char.from_address(id(0)).value",
+])
+def test_native_code_through_ctypes_is_blocked(native):
+    result = run(native)
+    assert result.verdict == "error" and result.reason == "native code via ctypes blocked"
+
+
+def test_numpy_still_imports_ctypes_and_works():
+    result = run("import numpy as np\nassert np.linalg.inv(2 * np.eye(2))[0, 0] == 0.5")
+    assert result.verdict == "passed", result
+
+
+@pytest.mark.skipif(REPORT["running_as_root"] and not REPORT["user_namespace"], reason="root may raise rlimits")
+def test_program_cannot_raise_its_own_limits():
+    result = run("import resource\nresource.setrlimit(resource.RLIMIT_CPU, (1000, 1000))")
+    assert result.verdict == "failed" and result.reason.startswith("ValueError")
+
+
+def test_work_dir_is_fresh_and_deleted_afterwards():
+    program = """
+        import os
+        print(os.getcwd(), sorted(os.listdir(".")))
+        os.makedirs("locked/inner")
+        open("locked/inner/f.txt", "w").write("x")
+        os.chmod("locked/inner", 0)
+        os.chmod("locked", 0)
+    """
+    first, second = run(program), run(program)
+    assert first.verdict == second.verdict == "passed", (first, second)
+    (first_dir, first_listing), (second_dir, second_listing) = (r.stdout.split(" ", 1) for r in (first, second))
+    assert first_dir != second_dir
+    assert first_listing.strip() == second_listing.strip() == "['main.py']"
+    assert not os.path.exists(first_dir) and not os.path.exists(second_dir)
+
+
+# --- API -------------------------------------------------------------------------------------------------------
+
+
+def test_run_programs_keeps_input_order_with_concurrent_workers():
+    sources = ["assert True", "assert False", "import os; os.fork()", "print('last')"]
+    results = run_programs(sources, LIMITS, workers=2)
+    assert [r.verdict for r in results] == ["passed", "failed", "error", "passed"]
+    assert results[3].stdout == "last\n"
+    with pytest.raises(ValueError):
+        run_programs(sources, LIMITS, workers=0)
+
+
+def test_concurrent_workers_share_at_most_one_zygote_each():
+    results = run_programs(["import os, time\ntime.sleep(0.05)\nprint(os.getppid())"] * 8, LIMITS, workers=2)
+    assert all(r.passed for r in results), results
+    assert len({r.stdout for r in results}) <= 2
+
+
+def test_run_program_defaults_contain_a_timeout():
+    result = run_program("import time\ntime.sleep(60)", SandboxLimits(wall_seconds=1.0))
+    assert result.verdict == "timeout" and result.seconds < 6
+
+
+def test_isolation_report_names_the_active_layers():
+    assert isinstance(REPORT["network_namespace"], bool) and REPORT["socket_guard"] is True
+    assert REPORT["subprocess_guard"] and REPORT["signal_guard"] and REPORT["filesystem_guard"]
+
+
+# --- the zygote (fork server) ----------------------------------------------------------------------------------
+
+
+def test_programs_share_no_state_through_the_zygote():
+    first = run("""
+        import builtins, math, os, sys, typing
+        math.pi = 3
+        typing.LEAK = builtins.LEAK = True
+        sys.modules["leak"] = math
+        os.environ["LEAK"] = "1"
+        print(os.getppid())
+    """)
+    second = run("""
+        import builtins, math, os, sys, typing
+        assert math.pi > 3.14 and not hasattr(typing, "LEAK") and not hasattr(builtins, "LEAK")
+        assert "leak" not in sys.modules and "LEAK" not in os.environ
+        print(os.getppid())
+    """)
+    assert first.passed and second.passed, (first, second)
+    assert first.stdout == second.stdout  # the same zygote served both: each got a fresh copy of it
+
+
+def test_program_holds_no_descriptor_but_its_pipes():
+    result = run("""
+        import os, stat
+        kinds = {}
+        for fd in range(1024):
+            try:
+                kinds[fd] = stat.S_IFMT(os.fstat(fd).st_mode)
+            except OSError:
+                pass
+        print(len(kinds), sorted(set(kinds.values()) - {stat.S_IFCHR}))
+    """)
+    assert result.passed, result
+    # stdin (/dev/null), stdout, stderr and the status pipe; not the zygote's socket, nor anything else of it
+    assert result.stdout == f"4 {[stat.S_IFIFO]}\n"
+
+
+def test_dead_zygote_is_replaced():
+    first = run("import os\nprint(os.getppid())")
+    os.kill(int(first.stdout), signal.SIGKILL)
+    second = run("import os\nprint(os.getppid())")
+    assert second.passed and second.stdout != first.stdout
+
+
+def test_zygotes_end_at_exit_and_leave_nothing_behind():
+    run_programs(["import time\ntime.sleep(0.05)"] * 4, LIMITS, workers=2)
+    zygotes = list(sandbox._live_zygotes)
+    assert zygotes
+    sandbox._close_zygotes()  # what atexit runs
+    for zygote in zygotes:
+        assert zygote.proc.returncode is not None
+        assert zygote.cgroup is None or not os.path.exists(zygote.cgroup)
+    assert run("print('restarted')").stdout == "restarted\n"
+
+
+def test_zygote_whose_caller_hangs_up_kills_the_running_program(tmp_path):
+    (tmp_path / "main.py").write_text("import time\ntime.sleep(60)")
+    zygote = sandbox._Zygote(None)
+    read_end, write_end = os.pipe()
+    request = {"workdir": str(tmp_path.resolve()), "nonce": "0", "guarded": True, "unshare": 0, "rlimits": []}
+    try:
+        pid, pidfd = zygote.start(request, [write_end, write_end, write_end], LIMITS.max_processes)
+    finally:
+        os.close(write_end)
+    try:
+        zygote.close()
+        assert select.select([pidfd], [], [], 5.0)[0]  # it exited
+        assert not alive(pid)
+    finally:
+        os.close(pidfd)
+        os.close(read_end)
+
+
+def test_failing_to_enter_a_layer_is_an_error_not_a_weaker_sandbox(monkeypatch):
+    host = sandbox._host()
+    monkeypatch.setattr(sandbox, "_host", lambda: replace(host, unshare_flags=host.unshare_flags | 1))  # EINVAL
+    result = run("print('ran')")
+    assert result.verdict == "error" and result.reason.startswith("sandbox could not start the program: OSError")
+    assert result.stdout == ""
