@@ -120,11 +120,12 @@ def size_arms(config: PipelineConfig) -> list[Arm]:
     acqsyn_combined generator of the same seed."""
     cfg = config.compare
     pool = Arm("size_pool", "the acqsyn_combined generator writes enough samples for the largest size",
-               {**_acquisition(ALL_REWARDS), "generate": {"n_samples": math.ceil(max(cfg.sizes) * cfg.oversample)}},
+               {"policy_update": _acquisition(ALL_REWARDS),
+                "generate": {"n_samples": math.ceil(max(cfg.sizes) * cfg.oversample)}},
                ("generate", "verify", "acquisition_score"),
                {**SHARED, "acqsyn_combined": ("models/generator_grpo",)}, "sizes")
     return [pool, *[Arm(f"size_{size}", f"{size} random verified samples of size_pool",
-                        {**_acquisition(ALL_REWARDS),
+                        {"policy_update": _acquisition(ALL_REWARDS),
                          "select": {"source": "synthetic", "method": "random", "budget": size}},
                         SELECT_STAGES, {**SHARED, "size_pool": ("data/scored.parquet",)}, "sizes")
                     for size in cfg.sizes]]

@@ -122,3 +122,16 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
     assert runs["accuracy"].between(0, 1).all()
     for plot in ("accuracy.png", "rewards.png", "size_curve.png"):
         assert (out / plot).stat().st_size > 0
+
+
+def test_transfer_and_size_runs_resolve(tmp_path):
+    config = _config()
+    (tmp_path / "models" / "base" / "generator").mkdir(parents=True)
+    runs = compare.transfer_arms(tmp_path, config) + compare.size_arms(config)
+    for arm in runs:
+        compare.run_config(config, arm, seed=1)
+    sizes = [compare.run_config(config, arm, 0).select.budget for arm in runs if arm.name.startswith("size_")
+             and arm.name != "size_pool"]
+    assert sizes == list(config.compare.sizes)
+    b_own = compare.run_config(config, runs[2], 0)
+    assert b_own.build_models.tiny == config.compare.transfer_student
