@@ -131,6 +131,33 @@ def size_arms(config: PipelineConfig) -> list[Arm]:
                     for size in cfg.sizes]]
 
 
+def plan(root: Path, config: PipelineConfig, seeds: list[int] | None = None) -> list[tuple[Arm, int]]:
+    """Every (arm, seed) run, in order: each seed's arms, then cross-model transfer and the size curve (which build
+    on the acqsyn_combined runs). With `seeds`, only the runs of those seeds (student B's base models, which every
+    seed shares, go with any seed)."""
+    cfg = config.compare
+    chosen = list(range(cfg.seeds)) if seeds is None else seeds
+    runs = [(arm, seed) for seed in chosen for arm in arms(config)]
+    if "acqsyn_combined" in {arm.name for arm in arms(config)}:
+        transfer = transfer_arms(root, config)
+        runs += [(transfer[0], 0)] + [(arm, seed) for seed in chosen for arm in transfer[1:]]
+        runs += [(arm, seed) for seed in chosen if seed < min(cfg.size_seeds, cfg.seeds) for arm in size_arms(config)]
+    return runs
+
+
+def completed_results(root: Path, config: PipelineConfig) -> list[dict[str, Any]]:
+    """The results of every run of the whole plan that is computed and still valid."""
+    found = []
+    for arm, seed in plan(root, config):
+        try:
+            result = cached_result(root, config, arm, seed)
+        except artifacts.ArtifactError:  # an input of a run that never started
+            result = None
+        if result is not None:
+            found.append(result | {"reused": True})
+    return found
+
+
 # -- running one (arm, seed) ----------------------------------------------------------------------------------------
 
 def run_dir(root: Path, config: PipelineConfig, arm: str, seed: int) -> Path:
@@ -277,9 +304,9 @@ def summary_table(table: pd.DataFrame, reference: str = "original") -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def summary_markdown(summary: pd.DataFrame, base_accuracy: float) -> str:
+def summary_markdown(summary: pd.DataFrame, base_accuracy: float, reference: str = "original") -> str:
     forgetting = [column for column in summary.columns if column.startswith("forgetting_")]
-    header = ["arm", "seeds", "in-domain accuracy % (CI95)", "vs original, pts (CI95)",
+    header = ["arm", "seeds", "in-domain accuracy % (CI95)", f"vs {reference}, pts (CI95)",
               *[f"forgetting {c.removeprefix('forgetting_')}, pts" for c in forgetting], "verified rate", "n",
               "diversity"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -382,7 +409,7 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         sections += ["## Cross-model transfer (student B of another shape)", "",
                      "`b_on_a_data`: B fine-tuned on the data made with student A as the reward model; `b_own`: B's "
                      "own arm (GRPO with B as the reward model). The difference column is against `b_own`.", "",
-                     summary_markdown(transfer_summary.rename(columns={}), float(transfer["before"].iloc[0])), ""]
+                     summary_markdown(transfer_summary, float(transfer["before"].iloc[0]), "b_own"), ""]
     sizes = table[table["group"] == "sizes"]
     if len(sizes):
         sizes = sizes.assign(size=sizes["arm"].str.removeprefix("size_").astype(int))

@@ -87,7 +87,11 @@ def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"
 
 
 @app.command()
-def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml")) -> None:
+def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"),
+            seed: Annotated[list[int] | None, typer.Option(help="run only these seeds (repeatable); several "
+                                                           "processes can share the seeds out")] = None,
+            skip_shared: Annotated[bool, typer.Option(help="use the shared stages' outputs as they are")] = False,
+            report_only: Annotated[bool, typer.Option(help="run nothing; report the computed runs")] = False) -> None:
     """Compare the method with every baseline (several seeds each), cross-model transfer and a size curve; writes
     reports/compare/<domain>/report.md. Runs already computed are reused."""
     try:
@@ -97,8 +101,10 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
         _fail(error)
     from flows.compare import compare as compare_flow
 
-    result = compare_flow(params_path=str(params), root=".")
-    typer.echo(f"\n{result['runs']} runs ({result['reused']} reused); report: {result['report']}")
+    result = compare_flow(params_path=str(params), root=".", seeds=seed, run_shared=not skip_shared,
+                          report_only=report_only)
+    typer.echo(f"\n{result['runs']} runs ({result['reused']} reused, {result['failed']} failed); report: "
+               f"{result['report']}")
     typer.echo(f"domain {config.domain}; arms live in experiments/{config.domain}/")
 
 

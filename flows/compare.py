@@ -32,20 +32,21 @@ def arm_run(root: str, config: PipelineConfig, arm: comparison.Arm, seed: int) -
 
 
 @flow(name="acqsynth-compare")
-def compare(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
+def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] | None = None,
+            run_shared: bool = True, report_only: bool = False) -> dict[str, Any]:
+    """Every run of the plan (or those of `seeds`: several processes may share the seeds out), then the report
+    from every completed run. `report_only` runs nothing and reports what is computed; `run_shared` False takes the
+    shared stages' outputs as they are (while another process is using them)."""
     started = time.perf_counter()
     logger = get_run_logger()
     root_path = Path(root)
     config = load_config(root_path / params_path)
-    for stage_task in SHARED_STAGES:
-        run_stage_task(stage_task, config, root)
-    cfg = config.compare
-    plan = [(arm, seed) for seed in range(cfg.seeds) for arm in comparison.arms(config)]
-    arm_names = {arm.name for arm, _ in plan}
-    if "acqsyn_combined" in arm_names:
-        transfer = comparison.transfer_arms(root_path, config)
-        plan += [(transfer[0], 0)] + [(arm, seed) for seed in range(cfg.seeds) for arm in transfer[1:]]
-        plan += [(arm, seed) for seed in range(min(cfg.size_seeds, cfg.seeds)) for arm in comparison.size_arms(config)]
+    if run_shared and not report_only:
+        for stage_task in SHARED_STAGES:
+            run_stage_task(stage_task, config, root)
+    plan = comparison.plan(root_path, config, seeds)
+    if report_only:
+        plan = []
     results = []
     for index, (arm, seed) in enumerate(plan, start=1):
         # A failed run (say, nothing its generator wrote passed verification) is reported, not fatal to the rest.
@@ -60,6 +61,9 @@ def compare(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]
                       "failed": f"{type(error).__name__}: {error}"}
             logger.error("[%d/%d] %s seed %d failed: %s", index, len(plan), arm.name, seed, result["failed"])
         results.append(result)
+    done = {(r["arm"], r["seed"]) for r in results}
+    results += [result for result in comparison.completed_results(root_path, config)
+                if (result["arm"], result["seed"]) not in done]
     command = " ".join(["acqsynth", "compare", *map(shlex.quote, sys.argv[2:])]) if sys.argv[1:2] == ["compare"] \
         else "acqsynth compare"
     markdown = comparison.write_report(root_path, config, results, command, time.perf_counter() - started,

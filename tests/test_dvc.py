@@ -1,6 +1,7 @@
 """Real `dvc repro` of the smoke profile in a temporary git repository: a full run, a no-op rerun, a finetune
 parameter change that reruns only finetune and what follows, and `acqsynth run` leaving `dvc status` clean."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -65,6 +66,15 @@ def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
     third = _dvc("repro", cwd=repo)
     assert _ran(third) == {"finetune", "evaluate", "report"}
     assert "up to date" in _dvc("status", cwd=repo)
+
+    # Another target domain reuses the splits and base models (they hold all three domains). The smoke generator
+    # rarely writes a verified program, so this run fine-tunes on the code seeds to stay deterministic.
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "math run"], repo)
+    fourth = _dvc("exp", "run", "-S", "domain=code", "-S", "select.source=seed", cwd=repo)
+    assert _ran(fourth) == set(STAGES) - {"prepare", "build_models"}
+    evaluation = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert evaluation["domain"] == "code" and set(evaluation["forgetting"]) == {"math", "mcq"}
 
 
 def test_pipeline_flow_leaves_dvc_status_clean(repo):

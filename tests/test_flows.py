@@ -124,11 +124,11 @@ def test_transient_faults_are_retried_and_deterministic_ones_are_not(prefect_ser
     assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
     real_verify, calls = stages.verify, []
 
-    def flaky_verify(config, layout):
+    def flaky_verify(config, layout, map_shards=None):
         calls.append(1)
         if len(calls) == 1:
             raise OSError("Input/output error")  # e.g. a network file system hiccup
-        return real_verify(config, layout)
+        return real_verify(config, layout, map_shards)
 
     monkeypatch.setattr(stages, "verify", flaky_verify)
     (tmp_path / "data" / "verified.parquet").unlink()  # so that verify runs instead of being cached
