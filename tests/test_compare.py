@@ -135,3 +135,16 @@ def test_transfer_and_size_runs_resolve(tmp_path):
     assert sizes == list(config.compare.sizes)
     b_own = compare.run_config(config, runs[2], 0)
     assert b_own.build_models.tiny == config.compare.transfer_student
+
+
+def test_plan_shares_seeds_out(tmp_path):
+    config = _config()
+    (tmp_path / "models" / "base" / "generator").mkdir(parents=True)
+    whole = compare.plan(tmp_path, config)
+    names = [(arm.name, seed) for arm, seed in whole]
+    assert len(names) == len(set(names))
+    parts = [compare.plan(tmp_path, config, [seed]) for seed in range(config.compare.seeds)]
+    shared_out = {(arm.name, seed) for part in parts for arm, seed in part}
+    assert shared_out == set(names)
+    assert all(("student_b", 0) in {(arm.name, seed) for arm, seed in part} for part in parts)
+    assert compare.completed_results(tmp_path, config) == []

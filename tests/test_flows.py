@@ -135,7 +135,7 @@ def test_transient_faults_are_retried_and_deterministic_ones_are_not(prefect_ser
     assert pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True).is_completed()
     assert len(calls) == 2
 
-    def broken_verify(config, layout):
+    def broken_verify(config, layout, map_shards=None):
         calls.append(1)
         raise ValueError("a bug, not a hiccup")
 

@@ -59,6 +59,22 @@ def _kill_after_shards(root, stage, manifest, shards):
     return listed
 
 
+def _with_verified_seeds(layout: Layout) -> None:
+    """A verified table of the smoke seed problems (the smoke generator itself writes few verified samples): enough
+    rows for several shards."""
+    from acqsynth.domains.sample import format_sample
+
+    seeds = artifacts.read_table(layout.split("seed"))
+    seeds = seeds[seeds["domain"] == "math"].reset_index(drop=True)
+    artifacts.write_table(layout.verified, pd.DataFrame({
+        "id": [f"gen-{i:06d}" for i in range(len(seeds))], "domain": "math", "seed_id": seeds["id"],
+        "generator": "models/generator_grpo@000000000000",
+        "completion": [format_sample(q, r, a) for q, r, a in zip(seeds["question"], seeds["reasoning"],
+                                                                 seeds["answer"])],
+        "parsed": True, "parse_error": "", "question": seeds["question"], "reasoning": seeds["reasoning"],
+        "answer": seeds["answer"], "verified": True, "reason": ""}))
+
+
 @pytest.mark.parametrize(
     ("stage", "output", "overrides"),
     [
@@ -68,10 +84,14 @@ def _kill_after_shards(root, stage, manifest, shards):
 )
 def test_killed_stage_resumes_to_the_uninterrupted_result(smoke_workspace, tmp_path, stage, output, overrides):
     config, reference = _workspace(smoke_workspace, tmp_path / "reference", overrides)
+    if stage == "acquisition_score":
+        _with_verified_seeds(reference)
     getattr(stages, stage)(config, reference)
     expected = artifacts.read_table(getattr(reference, output))
 
     config, layout = _workspace(smoke_workspace, tmp_path / "killed", overrides)
+    if stage == "acquisition_score":
+        _with_verified_seeds(layout)
     final = getattr(layout, output)
     before = artifacts.content_hash(final)
     manifest = final.parent / f".{final.name}.shards" / "manifest.json"
