@@ -40,7 +40,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> None:
     raise TimeoutError(f"no healthy Prefect server at {url} after {timeout} s")
 
 
-def _stop(process: subprocess.Popen, timeout: float = 60) -> int:
+def _stop(process: subprocess.Popen, timeout: float = 180) -> int:
     process.send_signal(signal.SIGINT)
     try:
         return process.wait(timeout=timeout)
