@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from acqsynth import artifacts
-from acqsynth.config import REWARD_NAMES, Layout, PipelineConfig, _merge, resolve
+from acqsynth.config import REWARD_NAMES, Layout, PipelineConfig, merge, resolve
 from acqsynth.report import save_figure
 from acqsynth.resume import fingerprint
 
@@ -111,7 +112,7 @@ def transfer_arms(root: Path, config: PipelineConfig) -> list[Arm]:
             {MAIN: ("data/prepared",), "student_b": ("models/base",), "acqsyn_combined": ("data/selected.parquet",)},
             "transfer"),
         Arm("b_own", "student B fine-tuned on the data of GRPO with B as the reward model",
-            _merge(synthetic, student_b), GRPO_STAGES, b_inputs, "transfer"),
+            merge(synthetic, student_b), GRPO_STAGES, b_inputs, "transfer"),
     ]
 
 
@@ -131,6 +132,17 @@ def size_arms(config: PipelineConfig) -> list[Arm]:
                     for size in cfg.sizes]]
 
 
+def set_args(overrides: dict[str, Any], prefix: str = "") -> list[str]:
+    """The overrides as `dvc exp run` flags: `-S section.key=value` (JSON values are YAML, which DVC parses)."""
+    flags = []
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            flags += set_args(value, f"{prefix}{key}.")
+        else:
+            flags.append(f"-S {prefix}{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return flags
+
+
 def plan(root: Path, config: PipelineConfig, seeds: list[int] | None = None) -> list[tuple[Arm, int]]:
     """Every (arm, seed) run, in order: each seed's arms, then cross-model transfer and the size curve (which build
     on the acqsyn_combined runs). With `seeds`, only the runs of those seeds (student B's base models, which every
@@ -143,6 +155,17 @@ def plan(root: Path, config: PipelineConfig, seeds: list[int] | None = None) -> 
         runs += [(transfer[0], 0)] + [(arm, seed) for seed in chosen for arm in transfer[1:]]
         runs += [(arm, seed) for seed in chosen if seed < min(cfg.size_seeds, cfg.seeds) for arm in size_arms(config)]
     return runs
+
+
+def waves(runs: list[tuple[Arm, int]]) -> list[list[tuple[Arm, int]]]:
+    """The runs in groups, in plan order, such that every input a run links is made by a run of an earlier group:
+    the runs of one group can run at the same time."""
+    level: dict[tuple[str, int], int] = {}
+    for arm, seed in runs:
+        made_by = [(run, 0 if run in SEEDLESS_RUNS else seed) for run in arm.inputs if run != MAIN]
+        level[(arm.name, seed)] = 1 + max((level.get(run, -1) for run in made_by), default=-1)
+    return [[run for run in runs if level[(run[0].name, run[1])] == depth]
+            for depth in range(max(level.values(), default=-1) + 1)]
 
 
 def completed_results(root: Path, config: PipelineConfig) -> list[dict[str, Any]]:
@@ -165,7 +188,7 @@ def run_dir(root: Path, config: PipelineConfig, arm: str, seed: int) -> Path:
 
 
 def run_config(config: PipelineConfig, arm: Arm, seed: int) -> PipelineConfig:
-    values = _merge(config.model_dump(mode="json"), arm.overrides)
+    values = merge(config.model_dump(mode="json"), arm.overrides)
     values["seed"] = seed
     return resolve(values, f"arm {arm.name}")
 
@@ -193,9 +216,11 @@ def _inputs(root: Path, config: PipelineConfig, arm: Arm, seed: int) -> dict[str
 
 
 def run_fingerprint(root: Path, config: PipelineConfig, arm: Arm, seed: int) -> str:
-    """What the run's result depends on: its parameters, stages and the content of every input it links."""
+    """What the run's result depends on: its parameters, stages and the content of every input it links. The
+    `compare` section is left out: it shapes the plan, and what of it reaches a run is already in its overrides."""
     sources = _inputs(root, config, arm, seed)
-    return fingerprint(run_config(config, arm, seed).model_dump(mode="json"), arm.stages,
+    values = run_config(config, arm, seed).model_dump(mode="json", exclude={"compare"})
+    return fingerprint(values, arm.stages,
                        {path: artifacts.content_hash(source) for path, source in sorted(sources.items())})
 
 
@@ -381,6 +406,7 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     base_accuracy = float(table["before"].iloc[0]) if len(table) else float("nan")
     main = table[table["group"] == "arms"]
     summary = summary_table(main)
+    artifacts.atomic_write_text(out / "params.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     artifacts.atomic_write_text(out / "runs.csv", table.to_csv(index=False))
     artifacts.atomic_write_text(out / "arms.csv", summary.to_csv(index=False))
     _plot_accuracy(summary, base_accuracy, out / "accuracy.png")
@@ -393,8 +419,10 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     sections = [
         f"# Comparison of arms: profile `{config.profile}`, target domain `{config.domain}`",
         "",
-        f"Command: `{command}`  ",
-        f"Wall time: {seconds / 60:.1f} min. Budget: {config.compare.budget} samples per arm; "
+        f"Command: `{command}`; parameters: [params.yaml](params.yaml), with each arm's overrides laid over them "
+        "(under *Arms*).  ",
+        f"Wall time: {seconds / 60:.1f} min on {len(os.sched_getaffinity(0))} cores, {config.compare.workers} runs at "
+        f"a time. Budget: {config.compare.budget} samples per arm; "
         f"{config.compare.seeds} seeds per arm; accuracy on {int(_eval_n(results))} held-out {config.domain} "
         "questions; intervals are 95% t-intervals over seeds (the difference from `original` is paired by seed).",
         "",
@@ -427,7 +455,11 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     if failed:
         sections += ["## Failed runs", "", "| arm | seed | error |", "|---|---|---|",
                      *[f"| {r['arm']} | {r['seed']} | {r['failed'][:300]} |" for r in failed], ""]
-    sections += ["## Design of the comparison", "", design, ""]
+    sections += ["## Arms", "", "Each arm at seed N in the main workspace: `dvc exp run -S seed=N` plus its overrides.",
+                 "", "| arm | what it is | overrides |", "|---|---|---|",
+                 *[f"| {arm.name} | {arm.description} | `{' '.join(set_args(arm.overrides))}` |"
+                   for arm in arms(config)], "",
+                 "## Design of the comparison", "", design, ""]
     markdown = "\n".join(sections)
     artifacts.atomic_write_text(out / "report.md", markdown)
     return markdown

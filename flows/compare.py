@@ -3,14 +3,16 @@ cross-model transfer and the size curve, and the report (markdown file, Prefect 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ProcessPoolTaskRunner
 
 from acqsynth import compare as comparison
 from acqsynth import stages
@@ -23,6 +25,16 @@ SHARED_STAGES = (stage_tasks.prepare, stage_tasks.build_models, stage_tasks.seed
 
 def _run_stage(stage: str, config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return getattr(stages, stage)(config, layout)
+
+
+def _start_run_process(torch_threads: int, api_url: str) -> None:
+    """Each run process gets its share of the cores, and reports to the flow's Prefect API instead of starting a
+    temporary server of its own."""
+    os.environ["PREFECT_API_URL"] = api_url
+    os.environ["OMP_NUM_THREADS"] = str(torch_threads)
+    import torch
+
+    torch.set_num_threads(torch_threads)
 
 
 @task(name="arm", task_run_name="{arm.name} seed {seed}", retries=1, retry_condition_fn=stage_tasks.is_transient)
@@ -44,23 +56,30 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
     if run_shared and not report_only:
         for stage_task in SHARED_STAGES:
             run_stage_task(stage_task, config, root)
-    plan = comparison.plan(root_path, config, seeds)
-    if report_only:
-        plan = []
+    plan = [] if report_only else comparison.plan(root_path, config, seeds)
+    workers = config.compare.workers
+    with get_client(sync_client=True) as client:
+        api_url = str(client.api_url)
     results = []
-    for index, (arm, seed) in enumerate(plan, start=1):
-        # A failed run (say, nothing its generator wrote passed verification) is reported, not fatal to the rest.
-        state = arm_run(root, config, arm, seed, return_state=True)
-        if state.is_completed():
-            result = state.result()
-            logger.info("[%d/%d] %s seed %d: %s", index, len(plan), arm.name, seed,
-                        "reused" if result["reused"] else "done")
-        else:
-            error = state.result(raise_on_failure=False)
-            result = {"arm": arm.name, "group": arm.group, "seed": seed, "metrics": {}, "reused": False,
-                      "failed": f"{type(error).__name__}: {error}"}
-            logger.error("[%d/%d] %s seed %d failed: %s", index, len(plan), arm.name, seed, result["failed"])
-        results.append(result)
+    with ProcessPoolTaskRunner(max_workers=workers, initializer=_start_run_process,
+                               initargs=(max(1, len(os.sched_getaffinity(0)) // workers), api_url)) as runner:
+        for wave in comparison.waves(plan):
+            futures = [(arm, seed, runner.submit(arm_run, {"root": root, "config": config, "arm": arm, "seed": seed}))
+                       for arm, seed in wave]
+            for arm, seed, future in futures:
+                future.wait()
+                # A failed run (say, nothing its generator wrote passed verification) is reported, not fatal to the
+                # rest.
+                if future.state.is_completed():
+                    result = future.result()
+                    outcome = "reused" if result["reused"] else "done"
+                else:
+                    error = future.result(raise_on_failure=False)
+                    result = {"arm": arm.name, "group": arm.group, "seed": seed, "metrics": {}, "reused": False,
+                              "failed": f"{type(error).__name__}: {error}"}
+                    outcome = f"failed: {result['failed']}"
+                results.append(result)
+                logger.info("[%d/%d] %s seed %d: %s", len(results), len(plan), arm.name, seed, outcome)
     done = {(r["arm"], r["seed"]) for r in results}
     results += [result for result in comparison.completed_results(root_path, config)
                 if (result["arm"], result["seed"]) not in done]

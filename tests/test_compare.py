@@ -148,3 +148,38 @@ def test_plan_shares_seeds_out(tmp_path):
     assert shared_out == set(names)
     assert all(("student_b", 0) in {(arm.name, seed) for arm, seed in part} for part in parts)
     assert compare.completed_results(tmp_path, config) == []
+
+
+def test_waves_run_each_run_after_the_runs_it_links(tmp_path):
+    config = _config()
+    (tmp_path / "models" / "base" / "generator").mkdir(parents=True)
+    whole = compare.plan(tmp_path, config)
+    waves = compare.waves(whole)
+    assert [run for wave in waves for run in wave] == sorted(whole, key=lambda run: next(
+        depth for depth, wave in enumerate(waves) if run in wave))
+    assert sorted((arm.name, seed) for wave in waves for arm, seed in wave) == sorted(
+        (arm.name, seed) for arm, seed in whole)
+    depth = {(arm.name, seed): index for index, wave in enumerate(waves) for arm, seed in wave}
+    for (arm, seed) in whole:
+        for run in arm.inputs:
+            if run != compare.MAIN:
+                assert depth[(run, 0 if run in compare.SEEDLESS_RUNS else seed)] < depth[(arm.name, seed)]
+    assert {arm.name for arm, _ in waves[0]} == {arm.name for arm in compare.arms(config)} | {"student_b"}
+    assert [arm.name for arm, _ in waves[-1]] == [f"size_{size}" for size in config.compare.sizes]
+
+
+def test_fingerprint_ignores_how_the_comparison_is_run(tmp_path):
+    config = _config()
+    arm = compare.Arm("demo", "a demo arm", {"finetune": {"epochs": 2.0}}, ("finetune",), {})
+    before = compare.run_fingerprint(tmp_path, config, arm, 0)
+    rescheduled = _config(workers=5, seeds=7, arms=["original"])
+    assert compare.run_fingerprint(tmp_path, rescheduled, arm, 0) == before
+    assert compare.run_fingerprint(tmp_path, _config(), compare.Arm(
+        "demo", "a demo arm", {"finetune": {"epochs": 3.0}}, ("finetune",), {}), 0) != before
+
+
+def test_set_args_flatten_overrides_into_dvc_flags():
+    flags = compare.set_args({"select": {"source": "seed", "budget": 500}, "policy_update": {"reward": {
+        "weights": {"confidence": 1.0}}, "max_steps": 0}})
+    assert flags == ["-S select.source=seed", "-S select.budget=500", "-S policy_update.reward.weights.confidence=1.0",
+                     "-S policy_update.max_steps=0"]
