@@ -144,15 +144,16 @@ def set_args(overrides: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def plan(root: Path, config: PipelineConfig, seeds: list[int] | None = None) -> list[tuple[Arm, int]]:
-    """Every (arm, seed) run, in order: each seed's arms, then cross-model transfer and the size curve (which build
-    on the acqsyn_combined runs). With `seeds`, only the runs of those seeds (student B's base models, which every
+    """Every (arm, seed) run, in order: student B's base models (the longest run, first so that parallel workers
+    do not wait on it at the end), each seed's arms, then cross-model transfer and the size curve (which build on
+    the acqsyn_combined runs). With `seeds`, only the runs of those seeds (student B's base models, which every
     seed shares, go with any seed)."""
     cfg = config.compare
     chosen = list(range(cfg.seeds)) if seeds is None else seeds
     runs = [(arm, seed) for seed in chosen for arm in arms(config)]
     if "acqsyn_combined" in {arm.name for arm in arms(config)}:
         transfer = transfer_arms(root, config)
-        runs += [(transfer[0], 0)] + [(arm, seed) for seed in chosen for arm in transfer[1:]]
+        runs = [(transfer[0], 0), *runs, *[(arm, seed) for seed in chosen for arm in transfer[1:]]]
         runs += [(arm, seed) for seed in chosen if seed < min(cfg.size_seeds, cfg.seeds) for arm in size_arms(config)]
     return runs
 
@@ -482,7 +483,9 @@ any arm runs:
   every skill of the domain, so samples of the kinds the student gets wrong are within its reach from the start.
 - **Measurable budget.** Every arm fine-tunes the same base student on the same number of samples (seed-only: the
   seed set), with the same fine-tuning settings, and is scored on the same held-out split with a verifiable check;
-  differences are reported with 95% intervals over seeds, paired by seed against `original`.
+  differences are reported with 95% intervals over seeds, paired by seed against `original`. One run's accuracy
+  on n held-out questions has a binomial standard error of sqrt(p(1-p)/n) (3.4 points at p = 0.65, n = 200), so
+  with a few seeds only differences of several points can be told apart from noise.
 - **No tuning to the outcome.** Arms, seeds, budget and evaluation split are fixed in `params.yaml` (`compare`);
   the report shows every arm, whatever its result.
 """
