@@ -277,7 +277,7 @@ class CompareConfig(_Strict):
                                                         intermediate_size=384)
     arms: tuple[str, ...] | None = Field(None, description="run only these arms; null runs all")
     workers: int = Field(2, ge=1, description="runs at a time, each in its own process with an equal share of the "
-                         "cores (two 1-thread runs do twice the work of one 2-thread run on these small models)")
+                         "cores (on tiny models two 1-thread runs do 1.3x the work of one 2-thread run)")
 
 
 class FanoutConfig(_Strict):
