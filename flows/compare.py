@@ -79,7 +79,8 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
                               "failed": f"{type(error).__name__}: {error}"}
                     outcome = f"failed: {result['failed']}"
                 results.append(result)
-                logger.info("[%d/%d] %s seed %d: %s", len(results), len(plan), arm.name, seed, outcome)
+                log = logger.error if "failed" in result else logger.info
+                log("[%d/%d] %s seed %d: %s", len(results), len(plan), arm.name, seed, outcome)
     done = {(r["arm"], r["seed"]) for r in results}
     results += [result for result in comparison.completed_results(root_path, config)
                 if (result["arm"], result["seed"]) not in done]
