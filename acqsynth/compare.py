@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from acqsynth import artifacts
-from acqsynth.config import REWARD_NAMES, Layout, PipelineConfig, merge, resolve
+from acqsynth.config import REWARD_NAMES, Layout, PipelineConfig, merge, resolve, write_params
 from acqsynth.report import save_figure
 from acqsynth.resume import fingerprint
 
@@ -407,7 +406,7 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     base_accuracy = float(table["before"].iloc[0]) if len(table) else float("nan")
     main = table[table["group"] == "arms"]
     summary = summary_table(main)
-    artifacts.atomic_write_text(out / "params.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    write_params(out / "params.yaml", config.model_dump(mode="json"))
     artifacts.atomic_write_text(out / "runs.csv", table.to_csv(index=False))
     artifacts.atomic_write_text(out / "arms.csv", summary.to_csv(index=False))
     _plot_accuracy(summary, base_accuracy, out / "accuracy.png")
