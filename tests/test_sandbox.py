@@ -13,15 +13,20 @@ import select
 import signal
 import socket
 import stat
+import struct
+import sys
+import tempfile
 import textwrap
+import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from acqsynth.verify import sandbox
-from acqsynth.verify.sandbox import SandboxLimits, SandboxResult, _run, isolation_report, run_program, run_programs
+from acqsynth.verify.sandbox import (SANDBOX_UID, SandboxLimits, SandboxResult, _run, isolation_report, run_program,
+                                     run_programs)
 
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=10.0, memory_bytes=512 * 2**20, file_size_bytes=64 * 1024,
                        max_processes=8, max_open_files=32, max_output_bytes=4096)
@@ -445,7 +450,10 @@ def test_network_connections_are_blocked(listener, connect):
 def test_network_connection_kernel_is_denied(listener):
     result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), timeout=1)",
                  guarded=False)
-    assert result.verdict == "failed" and result.reason.startswith(("PermissionError", "OSError", "ConnectionRef"))
+    if REPORT["seccomp"]:  # socket() itself is forbidden
+        assert result.verdict == "error" and "SIGSYS" in result.reason, result
+    else:
+        assert result.verdict == "failed" and result.reason.startswith(("PermissionError", "OSError", "ConnectionRef"))
     assert_no_connection(listener)
 
 
@@ -475,7 +483,8 @@ def test_numpy_still_imports_ctypes_and_works():
     assert result.verdict == "passed", result
 
 
-@pytest.mark.skipif(REPORT["running_as_root"] and not REPORT["user_namespace"], reason="root may raise rlimits")
+@pytest.mark.skipif(REPORT["program_capabilities"] != "none" and not REPORT["user_namespace"],
+                    reason="programs run as root: they may raise rlimits")
 def test_program_cannot_raise_its_own_limits():
     result = run("import resource\nresource.setrlimit(resource.RLIMIT_CPU, (1000, 1000))")
     assert result.verdict == "failed" and result.reason.startswith("ValueError")
@@ -485,10 +494,8 @@ def test_work_dir_is_fresh_and_deleted_afterwards():
     program = """
         import os
         print(os.getcwd(), sorted(os.listdir(".")))
-        os.makedirs("locked/inner")
-        open("locked/inner/f.txt", "w").write("x")
-        os.chmod("locked/inner", 0)
-        os.chmod("locked", 0)
+        os.makedirs("made/inner")
+        open("made/inner/f.txt", "w").write("x")
     """
     first, second = run(program), run(program)
     assert first.verdict == second.verdict == "passed", (first, second)
@@ -584,9 +591,10 @@ def test_zygotes_end_at_exit_and_leave_nothing_behind():
 
 def test_zygote_whose_caller_hangs_up_kills_the_running_program(tmp_path):
     (tmp_path / "main.py").write_text("import time\ntime.sleep(60)")
-    zygote = sandbox._Zygote(None)
+    zygote = sandbox._Zygote(replace(sandbox._host(), cgroup_base=None))
     read_end, write_end = os.pipe()
-    request = {"workdir": str(tmp_path.resolve()), "nonce": "0", "guarded": True, "unshare": 0, "rlimits": []}
+    request = {"workdir": str(tmp_path.resolve()), "nonce": "0", "guarded": True, "unshare": 0, "ids": None,
+               "work_dir_options": "", "work_dir_access": 0, "rlimits": []}
     try:
         pid, pidfd = zygote.start(request, [write_end, write_end, write_end], LIMITS.max_processes)
     finally:
@@ -606,3 +614,323 @@ def test_failing_to_enter_a_layer_is_an_error_not_a_weaker_sandbox(monkeypatch):
     result = run("print('ran')")
     assert result.verdict == "error" and result.reason.startswith("sandbox could not start the program: OSError")
     assert result.stdout == ""
+
+
+# --- metadata, privilege, devices, kernel interfaces ------------------------------------------------------------
+# Each attack runs with the audit hooks on and off (off: as a program that got past them would); the host is checked
+# afterwards: modes, owners, mtimes and xattrs of what the program could reach, and no set-id file left anywhere.
+
+HOOKS = pytest.mark.parametrize("guarded", [True, False], ids=["hooks", "kernel"])
+NUMBERS = sandbox._SYSCALL_NUMBERS_X86_64
+
+
+@dataclass(frozen=True)
+class Host:
+    """Files outside the work dir that a program can name: one in a private dir, one it may read (in the
+    interpreter's installation), and a directory."""
+
+    private: Path
+    readable: Path
+    directory: Path
+
+    def state(self) -> dict[str, tuple]:
+        return {str(path): (path.stat().st_mode, path.stat().st_uid, path.stat().st_gid, path.stat().st_mtime_ns,
+                            sorted(os.listxattr(path))) for path in (self.private, self.readable, self.directory)}
+
+
+@pytest.fixture
+def host(tmp_path):
+    private = tmp_path / "private.txt"
+    private.write_text("host")
+    private.chmod(0o600)
+    directory = tmp_path / "directory"
+    directory.mkdir(mode=0o755)
+    readable = Path(sys.prefix) / f"acqsynth-test-{os.getpid()}-{time.monotonic_ns()}.py"
+    readable.write_text("x = 1\n")
+    readable.chmod(0o644)
+    files = Host(private, readable, directory)
+    before = files.state()
+    yield files
+    try:
+        assert files.state() == before  # untouched
+    finally:
+        readable.unlink()
+    assert not setid_files_under(tempfile.gettempdir(), "acqsynth-sandbox-")
+
+
+def setid_files_under(root: str, prefix: str) -> list[str]:
+    found = []
+    for entry in Path(root).iterdir():
+        if entry.name.startswith(prefix):
+            found += [str(p) for p in entry.rglob("*") if p.lstat().st_mode & (stat.S_ISUID | stat.S_ISGID)]
+    return found
+
+
+def syscall(name: str, *args: int | str) -> str:
+    """A program making one raw system call through ctypes (the audit hooks refuse ctypes; the kernel layers must
+    refuse the call)."""
+    return f"import ctypes\nctypes.CDLL(None, use_errno=True).syscall({NUMBERS[name]}, {', '.join(map(repr, args))})"
+
+
+def assert_refused(result: SandboxResult, guarded: bool, hook_reason: str = "") -> None:
+    """Refused with the right verdict: by the audit hooks (their reason), else by seccomp (killed, SIGSYS)."""
+    if guarded and hook_reason:
+        assert result.verdict == "error" and hook_reason in result.reason, result
+    else:
+        assert result.verdict == "error" and "SIGSYS" in result.reason, result
+
+
+# (name, program with the host's paths as PRIVATE, READABLE, DIRECTORY, reason the audit hooks give or "")
+METADATA_ATTACKS = [
+    ("chmod a private file outside", "import os; os.chmod(PRIVATE, 0o777)", "change outside the work dir blocked"),
+    ("chmod a directory outside", "import os; os.chmod(DIRECTORY, 0)", "change outside the work dir blocked"),
+    ("fchmod a readable file setuid", "import os; os.fchmod(os.open(READABLE, os.O_RDONLY), 0o4777)", ""),
+    ("fchmodat through a dir fd", "import os; os.chmod(os.path.basename(READABLE), 0o777, "
+     "dir_fd=os.open(os.path.dirname(READABLE), os.O_RDONLY))", "change outside the work dir blocked"),
+    ("chown a readable file", f"import os; os.chown(READABLE, {SANDBOX_UID}, {SANDBOX_UID})",
+     "change outside the work dir blocked"),
+    ("fchown a readable file", "import os; os.fchown(os.open(READABLE, os.O_RDONLY), 0, 0)", ""),
+    ("setxattr outside", "import os; os.setxattr(PRIVATE, 'user.pwned', b'1')", "change outside the work dir blocked"),
+    ("fsetxattr a readable file", "import os; os.setxattr(os.open(READABLE, os.O_RDONLY), 'user.pwned', b'1')", ""),
+    ("removexattr outside", "import os; os.removexattr(DIRECTORY, 'user.none')", "change outside the work dir blocked"),
+    ("file capability on a copy", "import os, shutil; shutil.copyfile(READABLE, 'x'); "
+     "os.setxattr('x', 'security.capability', bytes(20))", ""),
+    ("chmod a copy of a shell setuid", "import os, shutil; shutil.copyfile('/bin/sh', 'sh'); os.chmod('sh', 0o4755)",
+     ""),
+]
+
+
+@HOOKS
+@pytest.mark.skipif(not REPORT["seccomp"], reason="this host lacks the seccomp layer")
+@pytest.mark.parametrize(("attack", "hook_reason"), [(a[1], a[2]) for a in METADATA_ATTACKS],
+                         ids=[a[0] for a in METADATA_ATTACKS])
+def test_metadata_changes_are_refused(host, attack, hook_reason, guarded):
+    program = (f"PRIVATE, READABLE, DIRECTORY = {str(host.private)!r}, {str(host.readable)!r}, "
+               f"{str(host.directory)!r}\n{attack}")
+    assert_refused(run(program, replace(LIMITS, file_size_bytes=2**21), guarded), guarded, hook_reason)  # a shell fits
+
+
+@HOOKS
+def test_utime_of_a_readable_host_file_is_refused(host, guarded):
+    result = run(f"import os; os.utime({str(host.readable)!r}, (0, 0))", guarded=guarded)
+    if guarded:
+        assert result.verdict == "error" and "change outside the work dir blocked" in result.reason, result
+    else:  # not the owner: the kernel refuses
+        assert result.verdict == "failed" and result.reason.startswith("PermissionError"), result
+
+
+@HOOKS
+@pytest.mark.skipif(not REPORT["private_work_dir"], reason="this host lacks the private work dir")
+def test_a_hard_link_of_a_host_file_cannot_be_made_to_change_it(host, guarded):
+    result = run(f"import os; os.link({str(host.readable)!r}, 'link'); os.utime('link', (0, 0))", guarded=guarded)
+    assert result.verdict == "failed" and "Invalid cross-device link" in result.reason, result
+
+
+@HOOKS
+@pytest.mark.skipif(not REPORT["private_work_dir"], reason="this host lacks the private work dir")
+def test_a_set_id_file_is_the_sandbox_uids_on_a_nosuid_mount_the_host_never_sees(host, guarded):
+    """Creating a setuid file needs no chmod (open's mode carries the bit; a later write by a non-root uid would
+    clear it): it must belong to the sandbox's unprivileged uid, lie on a nosuid mount, and stay invisible to the
+    host, during the run and after."""
+    seen_by_host: list[str] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not seen_by_host:
+            for entry in Path(tempfile.gettempdir()).glob("acqsynth-sandbox-*"):
+                seen_by_host.extend(str(p) for p in entry.rglob("*") if p.name != "main.py")
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = run("""
+        import os, time
+        os.close(os.open('sh', os.O_WRONLY | os.O_CREAT, 0o4755))
+        status = os.stat('sh')
+        print(oct(status.st_mode & 0o7777), status.st_uid, os.statvfs('.').f_flag & os.ST_NOSUID != 0)
+        time.sleep(1.5)  # for the host to look
+    """, guarded=guarded)
+    watcher.join()
+    assert result.passed, result
+    mode, owner, nosuid = result.stdout.split()
+    assert int(mode, 8) & stat.S_ISUID and int(owner) == SANDBOX_UID != 0 and nosuid == "True", result.stdout
+    assert seen_by_host == []
+
+
+# (name, program, reason the audit hooks give or "")
+PRIVILEGE_AND_KERNEL_ATTACKS = [
+    ("mknod a memory device", "import os; os.mknod('mem', 0o600 | 0o020000, os.makedev(1, 1))", ""),
+    ("mkfifo", "import os; os.mkfifo('fifo')", ""),
+    # The hooks let AF_UNIX sockets be made (socketpair needs it): seccomp refuses these, with the hooks on too.
+    ("connect to a unix socket outside", "import socket; socket.socket(socket.AF_UNIX).connect(SOCKET)", ""),
+    ("datagram pair sendto a unix socket outside",
+     "import socket; socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0].sendto(b'x', SOCKET)", ""),
+    ("netlink socket", "import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)", "network access blocked"),
+    ("mount a tmpfs", syscall("mount", "none", "/tmp", "tmpfs", 0, 0), "native code via ctypes blocked"),
+    ("unshare a user namespace", syscall("unshare", 0x10000000), "native code via ctypes blocked"),
+    ("clone into a new user namespace", syscall("clone", 0x10000000 | 17, 0, 0, 0, 0),
+     "native code via ctypes blocked"),
+    ("setns into the zygote's namespaces", syscall("setns", 0, 0), "native code via ctypes blocked"),
+    ("ptrace the zygote", "import ctypes, os\nctypes.CDLL(None).syscall(NUMBERS['ptrace'], 16, os.getppid(), 0, 0)",
+     "native code via ctypes blocked"),
+    ("process_vm_readv the zygote", syscall("process_vm_readv", 1, 0, 0, 0, 0, 0), "native code via ctypes blocked"),
+    ("keyctl", syscall("keyctl", 0, -3, 0), "native code via ctypes blocked"),
+    ("add_key", syscall("add_key", "user", "k", 0, 0, -3), "native code via ctypes blocked"),
+    ("bpf", syscall("bpf", 5, 0, 0), "native code via ctypes blocked"),
+    ("io_uring_setup", syscall("io_uring_setup", 8, 0), "native code via ctypes blocked"),
+    ("userfaultfd", syscall("userfaultfd", 0), "native code via ctypes blocked"),
+    ("perf_event_open", syscall("perf_event_open", 0, 0, -1, -1, 0), "native code via ctypes blocked"),
+    ("open_by_handle_at", syscall("open_by_handle_at", -100, 0, 0), "native code via ctypes blocked"),
+    ("init_module", syscall("init_module", 0, 0, ""), "native code via ctypes blocked"),
+    ("chroot", syscall("chroot", "/tmp"), "native code via ctypes blocked"),
+    ("sethostname", syscall("sethostname", "pwned", 5), "native code via ctypes blocked"),
+]
+
+
+@pytest.fixture
+def unix_listener(tmp_path):
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = tmp_path / "host.sock"
+    server.bind(str(path))
+    server.listen(1)
+    server.settimeout(0.3)
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "host.dgram"))
+    receiver.settimeout(0.3)
+    yield server, receiver
+    server.close()
+    receiver.close()
+
+
+@HOOKS
+@pytest.mark.skipif(not REPORT["seccomp"], reason="this host lacks the seccomp layer")
+@pytest.mark.parametrize(("attack", "hook_reason"), [(a[1], a[2]) for a in PRIVILEGE_AND_KERNEL_ATTACKS],
+                         ids=[a[0] for a in PRIVILEGE_AND_KERNEL_ATTACKS])
+def test_privilege_devices_and_kernel_interfaces_are_refused(host, unix_listener, attack, hook_reason, guarded):
+    server, receiver = unix_listener
+    target = server.getsockname() if "DGRAM" not in attack else receiver.getsockname()
+    program = f"SOCKET = {target!r}\nNUMBERS = {NUMBERS!r}\n{attack}"
+    assert_refused(run(program, guarded=guarded), guarded, hook_reason)
+    assert_no_connection(server)
+    with pytest.raises(TimeoutError):
+        receiver.recv(1)
+
+
+@HOOKS
+@pytest.mark.skipif(REPORT["program_capabilities"] != "none", reason="programs run as root on this host")
+def test_programs_hold_no_privilege(guarded):
+    result = run("""
+        import os
+        for become in (lambda: os.setuid(0), lambda: os.setgid(0), lambda: os.setgroups([0])):
+            try:
+                become()
+                print("became root")
+            except PermissionError:
+                pass
+        print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())
+    """, guarded=guarded)
+    assert result.passed, result
+    assert result.stdout == f"{SANDBOX_UID} {SANDBOX_UID} {SANDBOX_UID} []\n"
+
+
+@pytest.mark.skipif(REPORT["program_capabilities"] != "none", reason="programs run as root on this host")
+def test_programs_have_no_capabilities_and_no_new_privs():
+    result = run("""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+        data = (ctypes.c_uint32 * 6)()
+        assert libc.syscall(125, header, data) == 0  # capget
+        print(list(data), libc.prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS
+    """, guarded=False)
+    assert result.passed, result
+    assert result.stdout == "[0, 0, 0, 0, 0, 0] 1\n"
+
+
+@pytest.mark.skipif(not REPORT["ipc_namespace"], reason="this host lacks the IPC namespace")
+def test_sysv_shared_memory_does_not_outlive_its_program():
+    make = run("""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(libc.shmget(0x5EED, 4096, 0o1666))  # IPC_CREAT | 0666
+    """, guarded=False)
+    assert make.passed and int(make.stdout) >= 0, make
+    find = run("""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(libc.shmget(0x5EED, 0, 0), ctypes.get_errno())
+    """, guarded=False)
+    assert find.passed and find.stdout.split()[0] == "-1", find  # ENOENT: a fresh IPC namespace
+
+
+@pytest.mark.skipif(not REPORT["private_work_dir"], reason="this host lacks the private work dir")
+def test_work_dir_size_is_bounded():
+    limits = replace(LIMITS, disk_bytes=2 * 2**20, file_size_bytes=2**20)
+    result = run("""
+        for i in range(8):
+            with open(f"f{i}", "wb") as file:
+                file.write(bytes(2**20 - 1))
+    """, limits)
+    assert result.verdict == "error" and result.reason == f"work dir size limit ({2 * 2**20} bytes) reached", result
+
+
+@pytest.mark.skipif(not REPORT["seccomp"], reason="this host lacks the seccomp layer")
+def test_threads_and_stream_socketpairs_still_work_under_seccomp():
+    result = run("""
+        import socket, threading
+        out = []
+        worker = threading.Thread(target=out.append, args=(1,))
+        worker.start()
+        worker.join()
+        for kind in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET):
+            left, right = socket.socketpair(socket.AF_UNIX, kind)
+            left.send(b"x")
+            out.append(right.recv(1))
+        print(out)
+    """, guarded=False)
+    assert result.passed, result
+    assert result.stdout == "[1, b'x', b'x']\n"
+
+
+def run_filter(program: bytes, number: int, args: tuple[int, ...] = (0,) * 6, arch: int = 0xC000003E) -> int:
+    """What the classic-BPF program returns for one system call (the subset of BPF the filter uses)."""
+    data = struct.pack("=iIQ6Q", number, arch, 0, *args)
+    instructions = list(struct.iter_unpack("=HBBI", program))
+    accumulator, pc = 0, 0
+    while True:
+        code, jump_true, jump_false, k = instructions[pc]
+        pc += 1
+        if code == 0x20:
+            accumulator = struct.unpack_from("=I", data, k)[0]
+        elif code == 0x54:
+            accumulator &= k
+        elif code == 0x06:
+            return k
+        else:
+            taken = {0x15: accumulator == k, 0x35: accumulator >= k, 0x45: bool(accumulator & k)}[code]
+            pc += jump_true if taken else jump_false
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter exists for x86_64 only")
+def test_seccomp_filter_decides_every_system_call_as_declared():
+    program = sandbox._seccomp_filter()
+    kill, allow = 0x80000000, 0x7FFF0000
+    forbidden = {NUMBERS[name] for names in sandbox._FORBIDDEN_SYSCALLS.values() for name in names}
+    for number in range(600):
+        expected = kill if number in forbidden else allow
+        if number not in (NUMBERS["clone"], NUMBERS["clone3"], NUMBERS["socketpair"]):
+            assert run_filter(program, number) == expected, number
+    assert run_filter(program, NUMBERS["clone3"]) == 0x00050000 | 38  # ENOSYS: the C library falls back to clone
+    assert run_filter(program, NUMBERS["clone"], (0x3D0F00,) + (0,) * 5) == allow  # pthread_create's flags
+    assert run_filter(program, NUMBERS["clone"], (0x10000000 | 17,) + (0,) * 5) == kill
+    for kind, expected in ((1, allow), (5, allow), (2, kill), (3, kill), (1 | 0x80000, allow)):
+        assert run_filter(program, NUMBERS["socketpair"], (1, kind, 0, 0, 0, 0)) == expected, kind
+    assert run_filter(program, 0x40000000 | 1) == kill  # the x32 ABI
+    assert run_filter(program, 1, arch=0x40000003) == kill  # i386 calls
+
+
+@pytest.mark.skipif(not REPORT["seccomp"], reason="this host lacks the seccomp layer")
+def test_every_forbidden_system_call_kills_the_program():
+    names = sorted({name for names in sandbox._FORBIDDEN_SYSCALLS.values() for name in names})
+    results = {name: run(syscall(name, -1, 0, 0, 0, 0, 0), guarded=False) for name in names}
+    assert {name: result.reason for name, result in results.items() if "SIGSYS" not in result.reason} == {}

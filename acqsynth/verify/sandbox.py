@@ -73,6 +73,7 @@ import errno
 import functools
 import inspect
 import json
+import logging
 import os
 import resource
 import secrets
@@ -82,11 +83,13 @@ import signal
 import site
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,9 +105,17 @@ _PYTHON_FLAGS = ("-I", "-S", "-B", "-u", "-X", "utf8")
 # One BLAS/OpenMP thread: on a many-core host their pools would otherwise hit max_processes at import.
 _ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
                 **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")}
-_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
-_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 4, 36, 38
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x40000000
+_CLONE_NEW_NAMESPACES = 0x7E020000  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP = 4, 36, 38, 22
 _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429  # the same number on every architecture
+_OPEN_TREE_CLONE, _AT_RECURSIVE, _AT_FDCWD, _MOVE_MOUNT_F_EMPTY_PATH = 1, 0x8000, -100, 4
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+# The sandbox's own uid and gid when the caller is root: no file outside the work dir is theirs, nothing else on a
+# sane host runs as them, and the work dir (a private tmpfs) is the only place they own.
+SANDBOX_UID = SANDBOX_GID = 2_147_483_646
+_WORK_DIR_INODES = 16384
 # Landlock access rights (linux/landlock.h); each ABI version handles more of them.
 _LL_EXECUTE, _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _LL_REFER, _LL_TRUNCATE, _LL_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
@@ -114,7 +125,8 @@ _LL_SCOPE_ABSTRACT_UNIX_SOCKET, _LL_SCOPE_SIGNAL = 1 << 0, 1 << 1
 _READABLE_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime", "/dev/null",
                    "/dev/zero", "/dev/urandom", "/dev/random", "/sys/devices/system/cpu")
 _LIBRARY_PATHS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/lib32")  # the ELF loader must be executable
-_SIGNAL_HINTS = {signal.SIGKILL: " (memory limit?)", signal.SIGSEGV: " (stack overflow?)"}
+_SIGNAL_HINTS = {signal.SIGKILL: " (memory limit?)", signal.SIGSEGV: " (stack overflow?)",
+                 signal.SIGSYS: " (a system call that the sandbox forbids)"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class SandboxLimits:
     max_processes: int = 16
     max_open_files: int = 64
     max_output_bytes: int = 64 * 1024
+    disk_bytes: int = 64 * 2**20  # the work dir's size, where it is a private tmpfs (held in memory)
 
 
 @dataclass(frozen=True)
@@ -148,8 +161,11 @@ class _Host:
     """The kernel layers this host grants, probed once per process."""
 
     unshare_flags: int
+    ids: tuple[int, int] | None  # the programs' uid and gid, when they are not the caller's
+    covers: dict[str, list[str]] | None  # as root: the zygote's namespaces and mount view (_enter_zygote_namespaces)
     landlock_abi: int
     cgroup_base: str | None
+    seccomp: bytes | None  # the filter (_seccomp_filter)
 
 
 @dataclass(frozen=True)
@@ -173,8 +189,80 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def _zygote_main(pr_set_dumpable: int, pr_set_child_subreaper: int, pr_set_no_new_privs: int,
-                 sys_landlock_restrict_self: int) -> None:
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+    return result
+
+
+def _enter_zygote_namespaces(libc: ctypes.CDLL, covers: dict[str, list[str]]) -> None:
+    """As root, for the zygote and so for all its programs: a network namespace (one per zygote: it has only a down
+    loopback, and a program's sockets die with it), and a mount namespace (each program's is a copy) where no mount
+    propagates to or from the host and each cover, a directory that the sandbox's uid may not traverse (a 0700 home
+    holding the interpreter, say), is hidden under an empty tmpfs holding just the paths beneath it that programs
+    may read."""
+    _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare the mount and network namespaces")
+    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make mounts private")
+    for cover, kept in covers.items():
+        trees = [_check(libc.syscall(_SYS_OPEN_TREE, _AT_FDCWD, os.fsencode(path),
+                                     _OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC), f"open_tree {path}")
+                 for path in kept]
+        _check(libc.mount(b"tmpfs", os.fsencode(cover), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755"),
+               f"cover {cover}")
+        for path, tree in zip(kept, trees):
+            os.makedirs(path, exist_ok=True)
+            _check(libc.syscall(_SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, os.fsencode(path), _MOVE_MOUNT_F_EMPTY_PATH),
+                   f"move_mount {path}")
+            os.close(tree)
+
+
+def _enter_work_dir(libc: ctypes.CDLL, workdir: str, unshare_flags: int, ids: list[int] | None,
+                    work_dir_options: str) -> None:
+    """In the program's process, before anything of the program: its namespaces; with a mount namespace (as root),
+    its work dir becomes a fresh private tmpfs (nosuid, nodev, noexec; bounded) holding just main.py; with ids, it
+    takes the sandbox's uid and gid, with no capabilities and no supplementary groups, before it writes main.py."""
+    if unshare_flags:
+        _check(libc.unshare(unshare_flags), "unshare")
+    main = os.path.join(workdir, "main.py")
+    private = bool(unshare_flags & _CLONE_NEWNS)
+    if private:
+        with open(main, "rb") as file:  # the caller's copy, which the tmpfs then hides
+            source = file.read()
+        _check(libc.mount(b"tmpfs", os.fsencode(workdir), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                          work_dir_options.encode()), "private work dir")
+    os.chdir(workdir)
+    if ids is not None:
+        uid, gid = ids
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)  # from uid 0 to another: every capability is gone
+    if private:
+        with open(main, "xb") as file:
+            file.write(source)
+
+
+def _add_landlock_rule(libc: ctypes.CDLL, ruleset_fd: int, path: str, access: int) -> None:
+    parent_fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISDIR(os.fstat(parent_fd).st_mode):
+            access &= _LL_FILE_RIGHTS  # the kernel rejects directory rights on a file
+        rule = _PathBeneathAttr(access, parent_fd)
+        _check(libc.syscall(_SYS_LANDLOCK_ADD_RULE, ruleset_fd, 1, ctypes.byref(rule), 0), f"landlock {path}")
+    finally:
+        os.close(parent_fd)
+
+
+def _seccomp_program(program: bytes) -> ctypes.Structure:
+    """The struct sock_fprog for PR_SET_SECCOMP; it keeps `program` alive."""
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    return SockFprog(len(program) // 8, program)
+
+
+def _zygote_main() -> None:
     """The zygote, run via `python -c` (its source is sent, it imports nothing of ours); see the module docstring.
 
     Above `serve()` runs once in the zygote; below it, only in a forked child, which enters the sandbox and runs
@@ -200,17 +288,21 @@ def _zygote_main(pr_set_dumpable: int, pr_set_child_subreaper: int, pr_set_no_ne
     import typing  # noqa: F401
 
     control = socket.socket(fileno=int(sys.argv[1]))
-    readable_roots = tuple(sys.argv[2].split(os.pathsep))
+    config = json.loads(sys.argv[2])
+    readable_roots = tuple(config["readable"])
     # -S skipped site: its .pth files run code (an editable install's finder costs more than the interpreter's
     # start-up). The site-packages directories themselves stay importable, and exit()/quit() exist as usual.
-    sys.path.extend(filter(None, sys.argv[3].split(os.pathsep)))
+    sys.path.extend(config["site_packages"])
     site.setquit()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    libc.prctl(pr_set_dumpable, 0, 0, 0, 0)  # inherited by the children too
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # inherited by the children too
     # The programs' orphans come to us, to be reaped: zombies left to an init that never reaps them would keep
     # their pids charged to our pids cgroup.
-    libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if config["covers"] is not None:
+        _enter_zygote_namespaces(libc, config["covers"])
+    seccomp = _seccomp_program(bytes.fromhex(config["seccomp"])) if config["seccomp"] else None
     gc.freeze()  # the children's collections then skip (and so do not copy-on-write) all of the above
 
     def reap_orphans() -> None:
@@ -270,29 +362,25 @@ def _zygote_main(pr_set_dumpable: int, pr_set_child_subreaper: int, pr_set_no_ne
             except OSError:
                 pass
 
-    def check(result: int, what: str) -> None:
-        if result < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, f"{what}: {os.strerror(code)}")
-
     try:
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (stdout, 1), (stderr, 2)):
             os.dup2(fd, target)
             os.close(fd)
-        os.chdir(workdir)
+        _enter_work_dir(libc, workdir, request["unshare"], request["ids"], request["work_dir_options"])
         os.environ.update(HOME=workdir, TMPDIR=workdir)
-        if request["unshare"]:
-            check(libc.unshare(request["unshare"]), "unshare")
-        for fd in ruleset:
-            check(libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0), "no_new_privs")
-            check(libc.syscall(sys_landlock_restrict_self, fd, 0), "landlock")
+        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        for fd in ruleset:  # the work dir's rule only now: a rule on the path the tmpfs covers would not hold in it
+            _add_landlock_rule(libc, fd, workdir, request["work_dir_access"])
+            _check(libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, fd, 0), "landlock")
         os.closerange(3, status_fd)  # the ruleset and anything else of the zygote's
         os.closerange(status_fd + 1, os.sysconf("SC_OPEN_MAX"))
         # After unshare: in a new user namespace RLIMIT_NPROC then counts this sandbox's tasks only.
         for which, soft, hard in request["rlimits"]:
             resource.setrlimit(which, (soft, hard))
+        if seccomp is not None:  # last: setting up needs calls that programs may not make
+            _check(libc.prctl(_PR_SET_SECCOMP, 2, ctypes.byref(seccomp), 0, 0), "seccomp")  # 2: MODE_FILTER
     except BaseException as exc:
         report("setup", f"{type(exc).__name__}: {exc}")
         os._exit(1)
@@ -323,7 +411,7 @@ def _zygote_main(pr_set_dumpable: int, pr_set_child_subreaper: int, pr_set_no_ne
     write_events = {"os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.rename": ((0, 2), (1, 3)),
                     "os.mkdir": ((0, 2),), "os.symlink": ((1, 2),), "os.link": ((1, 3),), "os.chmod": ((0, 2),),
                     "os.chown": ((0, 3),), "os.utime": ((0, 3),), "os.truncate": ((0, None),),
-                    "shutil.rmtree": ((0, None),)}
+                    "os.setxattr": ((0, None),), "os.removexattr": ((0, None),), "shutil.rmtree": ((0, None),)}
     # `import ctypes` itself stays allowed (numpy needs it; it dlopens only the running interpreter).
     native_events = {"ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
                      "ctypes.PyObj_FromPtr", "ctypes.string_at", "ctypes.wstring_at"}
@@ -387,11 +475,23 @@ def _zygote_main(pr_set_dumpable: int, pr_set_child_subreaper: int, pr_set_no_ne
     report("completed", nonce)
 
 
+_ZYGOTE_FUNCTIONS = (_PathBeneathAttr, _check, _enter_zygote_namespaces, _enter_work_dir, _add_landlock_rule,
+                     _seccomp_program, _zygote_main)
+
+
 @functools.cache
 def _zygote_source() -> str:
-    call = f"_zygote_main({_PR_SET_DUMPABLE}, {_PR_SET_CHILD_SUBREAPER}, {_PR_SET_NO_NEW_PRIVS}, " \
-           f"{_SYS_LANDLOCK_RESTRICT_SELF})"
-    return f"{inspect.getsource(_zygote_main)}\n{call}\n"
+    """The zygote's program: the constants and functions it uses, as this module defines them, and the call."""
+    codes = [function.__code__ for function in _ZYGOTE_FUNCTIONS if isinstance(function, types.FunctionType)]
+    names = set()
+    while codes:  # nested functions' names too
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+    constants = "".join(f"{name} = {value!r}\n" for name, value in sorted(globals().items())
+                        if name in names and isinstance(value, int))
+    functions = "\n\n".join(inspect.getsource(function) for function in _ZYGOTE_FUNCTIONS)
+    return f"import ctypes\nimport os\nimport stat\n{constants}\n{functions}\n_zygote_main()\n"
 
 
 @functools.cache
@@ -399,13 +499,6 @@ def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     return libc
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-    return result
 
 
 def _unshare(flags: int) -> None:
@@ -426,24 +519,76 @@ def _python_probe(preexec_fn: Callable[[], None]) -> bool:
     return True
 
 
-def _probe_unshare() -> int:
+def _covers(paths: Sequence[str], uid: int, gid: int) -> dict[str, list[str]]:
+    """For the paths that uid cannot reach, the outermost directory above each that it may not traverse, and the
+    paths beneath it (a path inside another one is reached through it)."""
+    covers: dict[str, list[str]] = {}
+    for path in sorted(paths):
+        if any(path == kept or path.startswith(kept + "/") for keeps in covers.values() for kept in keeps):
+            continue
+        parts = path.split("/")
+        for depth in range(2, len(parts)):
+            ancestor = "/".join(parts[:depth])
+            status = os.stat(ancestor)
+            bit = stat.S_IXUSR if status.st_uid == uid else stat.S_IXGRP if status.st_gid == gid else stat.S_IXOTH
+            if not status.st_mode & bit:
+                covers.setdefault(ancestor, []).append(path)
+                break
+    return covers
+
+
+def _work_dir_options(limits: SandboxLimits, ids: tuple[int, int] | None) -> str:
+    owner = f",uid={ids[0]},gid={ids[1]}" if ids else ""
+    return f"size={limits.disk_bytes},nr_inodes={_WORK_DIR_INODES},mode=0700{owner}"
+
+
+def _probe_unshare() -> tuple[int, tuple[int, int] | None, dict[str, list[str]] | None]:
+    """The namespaces, ids and mount view of the strongest confinement this host grants: as root, programs get
+    mount, network and IPC namespaces, a private work dir and the sandbox's own uid; otherwise a user namespace
+    (where unprivileged ones are enabled) and a network namespace."""
+    if os.geteuid() == 0:
+        flags, ids = _CLONE_NEWNS | _CLONE_NEWIPC, (SANDBOX_UID, SANDBOX_GID)
+        covers = _covers(sorted({*_readable_paths(), *_executable_paths(), *_site_packages()}), *ids)
+        with tempfile.TemporaryDirectory() as workdir:
+            workdir = os.path.realpath(workdir)
+            open(os.path.join(workdir, "main.py"), "w").close()
+
+            def confine() -> None:  # what the zygote, then its child, does before the program (as this new uid)
+                _enter_zygote_namespaces(_libc(), covers)
+                _enter_work_dir(_libc(), workdir, flags, list(ids), _work_dir_options(SandboxLimits(), ids))
+
+            if _python_probe(confine):
+                return flags, ids, covers
     for flags in (_CLONE_NEWUSER | _CLONE_NEWNET, _CLONE_NEWNET):
         if _python_probe(functools.partial(_unshare, flags)):
-            return flags
-    return 0
+            return flags, None, None
+    return 0, None, None
+
+
+def _probe_seccomp() -> bytes | None:
+    """The seccomp filter, if this host's kernel takes it and the interpreter runs under it."""
+    program = _seccomp_filter()
+    if program is None:
+        return None
+    fprog = _seccomp_program(program)
+
+    def enter() -> None:
+        _check(_libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        _check(_libc().prctl(_PR_SET_SECCOMP, 2, ctypes.byref(fprog), 0, 0), "seccomp")
+
+    return program if _python_probe(enter) else None
 
 
 def _probe_landlock() -> int:
     """The Landlock ABI version, or 0 if there is none or the interpreter cannot start under our ruleset."""
     try:
         abi = _libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), 1)  # 1: ..._VERSION
-        with tempfile.TemporaryDirectory() as workdir:
-            ruleset_fd = _landlock_ruleset(abi, os.path.realpath(workdir)) if abi > 0 else -1
-            try:
-                return abi if abi > 0 and _python_probe(functools.partial(_restrict_self, ruleset_fd)) else 0
-            finally:
-                if ruleset_fd >= 0:
-                    os.close(ruleset_fd)
+        ruleset_fd = _landlock_ruleset(abi) if abi > 0 else -1
+        try:
+            return abi if abi > 0 and _python_probe(functools.partial(_restrict_self, ruleset_fd)) else 0
+        finally:
+            if ruleset_fd >= 0:
+                os.close(ruleset_fd)
     except (OSError, AttributeError):
         return 0
 
@@ -485,7 +630,9 @@ def _probe_cgroup() -> str | None:
 @functools.cache
 def _host() -> _Host:
     landlock_abi = _probe_landlock()  # first: loads libc here, not in a forked probe child
-    return _Host(unshare_flags=_probe_unshare(), landlock_abi=landlock_abi, cgroup_base=_probe_cgroup())
+    unshare_flags, ids, covers = _probe_unshare()
+    return _Host(unshare_flags=unshare_flags, ids=ids, covers=covers, landlock_abi=landlock_abi,
+                 cgroup_base=_probe_cgroup(), seccomp=_probe_seccomp())
 
 
 @functools.cache
@@ -513,19 +660,9 @@ def _landlock_fs_rights(abi: int) -> int:
     return rights
 
 
-def _add_landlock_rule(ruleset_fd: int, path: str, access: int) -> None:
-    parent_fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISDIR(os.fstat(parent_fd).st_mode):
-            access &= _LL_FILE_RIGHTS  # the kernel rejects directory rights on a file
-        rule = _PathBeneathAttr(access, parent_fd)
-        _check(_libc().syscall(_SYS_LANDLOCK_ADD_RULE, ruleset_fd, 1, ctypes.byref(rule), 0), f"landlock {path}")
-    finally:
-        os.close(parent_fd)
-
-
-def _landlock_ruleset(abi: int, workdir: str) -> int:
-    """A ruleset for the child to enforce on itself; building it restricts nothing in this process."""
+def _landlock_ruleset(abi: int) -> int:
+    """A ruleset for the child to complete with its work dir and enforce on itself; building it restricts nothing
+    in this process."""
     fs = _landlock_fs_rights(abi)
     net = _LL_NET_BIND_TCP | _LL_NET_CONNECT_TCP if abi >= 4 else 0  # no TCP rule: no TCP at all
     scoped = _LL_SCOPE_ABSTRACT_UNIX_SOCKET | _LL_SCOPE_SIGNAL if abi >= 6 else 0
@@ -533,16 +670,94 @@ def _landlock_ruleset(abi: int, workdir: str) -> int:
     ruleset_fd = _check(_libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
                                         ctypes.c_size_t(ctypes.sizeof(attr)), 0), "landlock ruleset")
     try:
-        _add_landlock_rule(ruleset_fd, workdir, fs)
-        _add_landlock_rule(ruleset_fd, "/dev/null", (_LL_READ_FILE | _LL_WRITE_FILE | _LL_TRUNCATE) & fs)
+        _add_landlock_rule(_libc(), ruleset_fd, "/dev/null", (_LL_READ_FILE | _LL_WRITE_FILE | _LL_TRUNCATE) & fs)
         for path in _readable_paths():
-            _add_landlock_rule(ruleset_fd, path, _LL_READ_FILE | _LL_READ_DIR)
+            _add_landlock_rule(_libc(), ruleset_fd, path, _LL_READ_FILE | _LL_READ_DIR)
         for path in _executable_paths():
-            _add_landlock_rule(ruleset_fd, path, _LL_READ_FILE | _LL_READ_DIR | _LL_EXECUTE)
+            _add_landlock_rule(_libc(), ruleset_fd, path, _LL_READ_FILE | _LL_READ_DIR | _LL_EXECUTE)
     except OSError:
         os.close(ruleset_fd)
         raise
     return ruleset_fd
+
+
+# seccomp: the system calls a program may never make, by what they would reach. A program that makes one is killed
+# (SIGSYS; verdict "error"), so catching the failure cannot hide the attempt.
+_FORBIDDEN_SYSCALLS = {
+    "file metadata": ("chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+                      "setxattr", "lsetxattr", "fsetxattr", "setxattrat", "removexattr", "lremovexattr",
+                      "fremovexattr", "removexattrat"),
+    "devices and mounts": ("mknod", "mknodat", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount",
+                           "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "swapon", "swapoff"),
+    "other processes": ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"),
+    "namespaces": ("unshare", "setns"),
+    "kernel interfaces": ("keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+                          "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
+                          "init_module", "finit_module", "delete_module", "iopl", "ioperm", "name_to_handle_at",
+                          "open_by_handle_at", "fanotify_init", "acct", "reboot", "syslog", "quotactl",
+                          "sethostname", "setdomainname", "settimeofday", "clock_settime", "clock_adjtime",
+                          "adjtimex", "vhangup"),
+    "sockets": ("socket", "connect"),  # socketpair stays, for stream and seqpacket pairs only (below)
+}
+# x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl). Elsewhere there is no seccomp layer (isolation_report).
+_SYSCALL_NUMBERS_X86_64 = {
+    "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "fchown": 93, "lchown": 94,
+    "fchownat": 260, "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190, "setxattrat": 463, "removexattr": 197,
+    "lremovexattr": 198, "fremovexattr": 199, "removexattrat": 466, "mknod": 133, "mknodat": 259, "mount": 165,
+    "umount2": 166, "pivot_root": 155, "chroot": 161, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+    "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442, "swapon": 167, "swapoff": 168,
+    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438, "unshare": 272,
+    "setns": 308, "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321, "perf_event_open": 298,
+    "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 246,
+    "kexec_file_load": 320, "init_module": 175, "finit_module": 313, "delete_module": 176, "iopl": 172,
+    "ioperm": 173, "name_to_handle_at": 303, "open_by_handle_at": 304, "fanotify_init": 300, "acct": 163,
+    "reboot": 169, "syslog": 103, "quotactl": 179, "sethostname": 170, "setdomainname": 171, "settimeofday": 164,
+    "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159, "vhangup": 153, "socket": 41, "connect": 42,
+    "clone": 56, "clone3": 435, "socketpair": 53,
+}
+_AUDIT_ARCH_X86_64, _X32_SYSCALL_BIT = 0xC000003E, 0x40000000
+_SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 5, 0xF
+
+
+_BPF_LOAD, _BPF_JEQ, _BPF_JGE, _BPF_JSET, _BPF_AND, _BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
+_SECCOMP_KILL_PROCESS, _SECCOMP_ALLOW, _SECCOMP_ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
+_Instruction = tuple[int, int, int, int]  # struct sock_filter: code, jump if true, jump if false, k
+
+
+def _seccomp_filter() -> bytes | None:
+    """The classic-BPF program of the seccomp layer (struct sock_filter[]), or None on an architecture without one.
+
+    Besides the forbidden calls: clone with a namespace flag is killed, clone3 (whose flags BPF cannot read) fails
+    with ENOSYS so that the C library falls back to clone for threads, and socketpair is allowed for stream and
+    seqpacket pairs only (a datagram pair could sendto() a Unix socket outside by its path). The numbers are
+    searched as a binary tree, so that each system call costs a few comparisons.
+    """
+    if os.uname().machine != "x86_64":
+        return None
+    kill: list[_Instruction] = [(_BPF_RET, 0, 0, _SECCOMP_KILL_PROCESS)]
+    allow: list[_Instruction] = [(_BPF_RET, 0, 0, _SECCOMP_ALLOW)]
+    numbers = _SYSCALL_NUMBERS_X86_64
+    actions = {numbers[name]: kill for names in _FORBIDDEN_SYSCALLS.values() for name in names}
+    actions[numbers["clone3"]] = [(_BPF_RET, 0, 0, _SECCOMP_ERRNO | errno.ENOSYS)]
+    actions[numbers["clone"]] = [(_BPF_LOAD, 0, 0, 16), (_BPF_JSET, 0, 1, _CLONE_NEW_NAMESPACES), *kill, *allow]
+    actions[numbers["socketpair"]] = [(_BPF_LOAD, 0, 0, 24), (_BPF_AND, 0, 0, _SOCK_TYPE_MASK),  # args[1]: the type
+                                      (_BPF_JEQ, 1, 0, _SOCK_STREAM), (_BPF_JEQ, 0, 1, _SOCK_SEQPACKET), *allow, *kill]
+
+    def decide(sorted_numbers: list[int]) -> list[_Instruction]:
+        """With the call's number loaded: every path ends in a return."""
+        if len(sorted_numbers) <= 3:
+            code: list[_Instruction] = []
+            for number in sorted_numbers:
+                code += [(_BPF_JEQ, 0, len(actions[number]), number), *actions[number]]
+            return code + allow
+        middle = len(sorted_numbers) // 2
+        below, above = decide(sorted_numbers[:middle]), decide(sorted_numbers[middle:])
+        return [(_BPF_JGE, len(below), 0, sorted_numbers[middle]), *below, *above]
+
+    program = [(_BPF_LOAD, 0, 0, 4), (_BPF_JEQ, 1, 0, _AUDIT_ARCH_X86_64), *kill,  # seccomp_data.arch
+               (_BPF_LOAD, 0, 0, 0), (_BPF_JGE, 0, 1, _X32_SYSCALL_BIT), *kill,  # seccomp_data.nr; no x32 calls
+               *decide(sorted(actions))]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 
 
 def _make_cgroup(base: str, name: str, max_processes: int) -> str:
@@ -600,7 +815,7 @@ def _remove_cgroup(path: str) -> None:
             time.sleep(0.01)
 
 
-def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
+def _rlimits(limits: SandboxLimits, host: _Host) -> list[tuple[int, int, int]]:
     """(resource, soft, hard) for each rlimit the child sets on itself."""
     rlimits = [
         (resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1),
@@ -609,7 +824,9 @@ def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
         (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files),
         (resource.RLIMIT_CORE, 0, 0),
     ]
-    if os.geteuid() != 0:  # the kernel never enforces it for uid 0
+    # The kernel never enforces it for uid 0. The sandbox's uid, shared by all programs running at once, is left to
+    # the pids cgroup where there is one.
+    if host.ids is None and os.geteuid() != 0 or host.ids is not None and host.cgroup_base is None:
         rlimits.append((resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes))
     return rlimits
 
@@ -617,22 +834,23 @@ def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
 class _Zygote:
     """The caller's end of one zygote. It runs one program at a time, so one thread uses it at a time."""
 
-    def __init__(self, cgroup_base: str | None) -> None:
+    def __init__(self, host: _Host) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        config = {"readable": _readable_paths(), "site_packages": _site_packages(), "covers": host.covers,
+                  "seccomp": host.seccomp.hex() if host.seccomp else None}
         with theirs:
             self.proc = subprocess.Popen(
-                [sys.executable, *_PYTHON_FLAGS, "-c", _zygote_source(), str(theirs.fileno()),
-                 os.pathsep.join(_readable_paths()), os.pathsep.join(_site_packages())],
+                [sys.executable, *_PYTHON_FLAGS, "-c", _zygote_source(), str(theirs.fileno()), json.dumps(config)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd="/", env=_ENVIRONMENT,
                 start_new_session=True, pass_fds=(theirs.fileno(),))
         ours.settimeout(_ZYGOTE_REPLY_SECONDS)
         self.control = ours
         self.cgroup: str | None = None
-        if cgroup_base is not None:
+        if host.cgroup_base is not None:
             # Its own pids cgroup, which its children are born into: moving each child into a fresh one instead
             # costs an RCU grace period (about 5 ms) per program. It forks nothing before its first request.
             try:
-                self.cgroup = _make_cgroup(cgroup_base, f"acqsynth-sandbox-{os.getpid()}-{self.proc.pid}", 1)
+                self.cgroup = _make_cgroup(host.cgroup_base, f"acqsynth-sandbox-{os.getpid()}-{self.proc.pid}", 1)
                 _join_cgroup(self.cgroup, self.proc.pid)
             except OSError:
                 self.close()
@@ -690,12 +908,12 @@ _idle_zygotes: list[_Zygote] = []
 _live_zygotes: set[_Zygote] = set()
 
 
-def _checkout_zygote(cgroup_base: str | None) -> tuple[_Zygote, bool]:
+def _checkout_zygote(host: _Host) -> tuple[_Zygote, bool]:
     """An idle zygote (reused: True) or a new one (False)."""
     with _zygotes_lock:
         if _idle_zygotes:
             return _idle_zygotes.pop(), True
-    zygote = _Zygote(cgroup_base)
+    zygote = _Zygote(host)
     with _zygotes_lock:
         _live_zygotes.add(zygote)
     return zygote, False
@@ -735,12 +953,12 @@ def _forget_zygotes() -> None:
 os.register_at_fork(after_in_child=_forget_zygotes)
 
 
-def _start_program(cgroup_base: str | None, request: dict[str, object], fds: list[int],
+def _start_program(host: _Host, request: dict[str, object], fds: list[int],
                    max_processes: int) -> tuple[_Zygote, int, int]:
     """Starts the program in an idle zygote or, if none is idle or the one taken fails (it died while idle), in a
     new one; returns the zygote, the child's pid and a pidfd."""
     while True:  # each retry drops an idle zygote, and a new one gets none
-        zygote, reused = _checkout_zygote(cgroup_base)
+        zygote, reused = _checkout_zygote(host)
         try:
             return (zygote, *zygote.start(request, fds, max_processes))
         except BaseException as exc:
@@ -816,6 +1034,8 @@ def _resource_reason(exception: str, error_number: str, reason: str, limits: San
         return f"MemoryError: memory limit ({limits.memory_bytes // 2**20} MiB) reached"
     if error_number in (str(errno.EMFILE), str(errno.ENFILE)):
         return f"too many open files (limit {limits.max_open_files})"
+    if error_number == str(errno.ENOSPC):
+        return f"work dir size limit ({limits.disk_bytes} bytes) reached"
     if error_number == str(errno.EFBIG):
         return f"file size limit ({limits.file_size_bytes} bytes) exceeded"
     if (error_number == str(errno.EAGAIN) and exception == "BlockingIOError") or "can't start new thread" in reason:
@@ -872,13 +1092,15 @@ def _run(source: str, limits: SandboxLimits, guarded: bool) -> SandboxResult:
             ours.append(read_end)
             theirs.append(write_end)
         if host.landlock_abi:
-            theirs.append(_landlock_ruleset(host.landlock_abi, workdir))
+            theirs.append(_landlock_ruleset(host.landlock_abi))
         nonce = secrets.token_hex(16)
         request = {"workdir": workdir, "nonce": nonce, "guarded": guarded, "unshare": host.unshare_flags,
-                   "rlimits": _rlimits(limits)}
+                   "ids": host.ids, "work_dir_options": _work_dir_options(limits, host.ids),
+                   "work_dir_access": _landlock_fs_rights(host.landlock_abi),
+                   "rlimits": _rlimits(limits, host)}
         started = time.monotonic()
         try:
-            zygote, pid, pidfd = _start_program(host.cgroup_base, request, theirs, limits.max_processes)
+            zygote, pid, pidfd = _start_program(host, request, theirs, limits.max_processes)
         except OSError as exc:
             return SandboxResult("error", f"sandbox could not start the program: {exc}", "", "",
                                  time.monotonic() - started)
@@ -927,32 +1149,50 @@ def _remove_tree(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_program(source: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Runs one program (a whole Python file: solution plus tests) in a fresh sandbox; see the module docstring."""
+def run_program(source: str, limits: SandboxLimits = SandboxLimits(),
+                missing_layers: MissingLayers = "refuse") -> SandboxResult:
+    """Runs one program (a whole Python file: solution plus tests) in a fresh sandbox; see the module docstring.
+
+    Where the host lacks an essential layer (isolation_report()["weaker_guarantees"]), it raises
+    SandboxUnavailable, or with missing_layers="warn" logs the weaker guarantee once and runs."""
+    _accept_weaker_guarantees(missing_layers)
     return _run(source, limits, guarded=True)
 
 
-def run_programs(sources: Sequence[str], limits: SandboxLimits = SandboxLimits(),
-                 workers: int = 1) -> list[SandboxResult]:
+def run_programs(sources: Sequence[str], limits: SandboxLimits = SandboxLimits(), workers: int = 1,
+                 missing_layers: MissingLayers = "refuse") -> list[SandboxResult]:
     """Runs the programs, each in its own sandbox, `workers` at a time; results in input order."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    _accept_weaker_guarantees(missing_layers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda source: run_program(source, limits), sources))
+        return list(pool.map(lambda source: _run(source, limits, guarded=True), sources))
 
 
 def isolation_report() -> dict[str, object]:
-    """Which containment layers are active on this host (the module docstring says what each guarantees)."""
+    """Which containment layers are active on this host (the module docstring says what each guarantees), and the
+    weaker guarantees run_program refuses unless told otherwise."""
     host = _host()
     root = os.geteuid() == 0
-    if root:
+    if host.ids is not None and host.cgroup_base is not None:
+        nproc = "by the pids cgroup"
+    elif host.ids is not None:
+        nproc = f"per uid {host.ids[0]} (all programs running at once)"
+    elif root:
         nproc = "not enforced for root"
     else:
         nproc = "per sandbox" if host.unshare_flags & _CLONE_NEWUSER else "per uid (all of this user's processes)"
     return {
         "running_as_root": root,
-        "network_namespace": bool(host.unshare_flags & _CLONE_NEWNET),
+        "program_uid": host.ids[0] if host.ids else os.geteuid(),
+        "program_capabilities": "none" if host.ids or not root else "all of root's",
+        "no_new_privs": True,
+        "private_work_dir": bool(host.unshare_flags & _CLONE_NEWNS),
+        "mount_view_covers": sorted(host.covers or ()),
+        "network_namespace": host.covers is not None or bool(host.unshare_flags & _CLONE_NEWNET),
+        "ipc_namespace": bool(host.unshare_flags & _CLONE_NEWIPC),
         "user_namespace": bool(host.unshare_flags & _CLONE_NEWUSER),
+        "seccomp": host.seccomp is not None,
         "landlock_abi": host.landlock_abi,
         "landlock_filesystem": host.landlock_abi >= 1,
         "landlock_tcp": host.landlock_abi >= 4,
@@ -964,4 +1204,38 @@ def isolation_report() -> dict[str, object]:
         "signal_guard": True,
         "filesystem_guard": True,
         "readable_paths": list(_readable_paths()),
+        "weaker_guarantees": _weaker_guarantees(host),
     }
+
+
+def _weaker_guarantees(host: _Host) -> list[str]:
+    """The essential layers this host lacks, each with what a program past the audit hooks could then do."""
+    weaker = []
+    if host.seccomp is None:
+        weaker.append("no seccomp filter: a program past the audit hooks may chmod, chown and set xattrs on what its "
+                      "uid owns, make devices and namespaces, connect to Unix sockets and use kernel interfaces "
+                      "(io_uring, bpf, keyctl, ptrace) as far as its uid may")
+    if os.geteuid() == 0 and host.ids is None:
+        weaker.append("programs run as root: past the audit hooks one may change the metadata of every file it can "
+                      "reach and leave set-id root files in its work dir")
+    return weaker
+
+
+class SandboxUnavailable(RuntimeError):
+    """The host lacks an essential layer and the caller did not accept the weaker guarantee."""
+
+
+MissingLayers = Literal["refuse", "warn"]
+
+
+@functools.cache
+def _accept_weaker_guarantees(missing_layers: MissingLayers) -> None:
+    """Refuses (raises) or warns, once per process, where the host lacks an essential layer."""
+    weaker = _weaker_guarantees(_host())
+    if not weaker:
+        return
+    if missing_layers == "refuse":
+        raise SandboxUnavailable(
+            f"the code sandbox cannot give its full guarantee on this host: {'; '.join(weaker)}. "
+            "Run on a host with these layers, or accept the weaker guarantee (verify.sandbox_missing_layers: warn).")
+    logging.getLogger(__name__).warning("code sandbox runs with weaker guarantees: %s", "; ".join(weaker))
