@@ -934,3 +934,41 @@ def test_every_forbidden_system_call_kills_the_program():
     names = sorted({name for names in sandbox._FORBIDDEN_SYSCALLS.values() for name in names})
     results = {name: run(syscall(name, -1, 0, 0, 0, 0, 0), guarded=False) for name in names}
     assert {name: result.reason for name, result in results.items() if "SIGSYS" not in result.reason} == {}
+
+
+@pytest.mark.parametrize("missing", ["seccomp", "ids"])
+def test_a_missing_essential_layer_refuses_to_run_unless_the_weaker_guarantee_is_accepted(monkeypatch, caplog,
+                                                                                           missing):
+    host = sandbox._host()
+    weaker = replace(host, seccomp=None) if missing == "seccomp" else replace(host, ids=None)
+    if missing == "ids" and os.geteuid() != 0:
+        pytest.skip("only root callers need the sandbox's uid")
+    monkeypatch.setattr(sandbox, "_host", lambda: weaker)
+    sandbox._accept_weaker_guarantees.cache_clear()
+    try:
+        assert isolation_report()["weaker_guarantees"]
+        with pytest.raises(sandbox.SandboxUnavailable, match="verify.sandbox_missing_layers: warn"):
+            run_program("print('ran')", LIMITS)
+        with pytest.raises(sandbox.SandboxUnavailable):
+            run_programs(["print('ran')"], LIMITS)
+        with caplog.at_level("WARNING", logger=sandbox.__name__):
+            assert run_program("print('ran')", LIMITS, missing_layers="warn").stdout == "ran\n"
+        assert "weaker guarantees" in caplog.text
+    finally:
+        sandbox._accept_weaker_guarantees.cache_clear()
+        sandbox._close_zygotes()  # they were started with the weaker host
+
+
+def test_covers_hide_the_directories_the_sandbox_uid_cannot_traverse():
+    with tempfile.TemporaryDirectory() as top:  # directly in /tmp: no untraversable directory above it
+        check_covers(Path(top))
+
+
+def check_covers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "python" / "lib").mkdir(parents=True)
+    (tmp_path / "open" / "lib").mkdir(parents=True)
+    home.chmod(0o700)
+    tmp_path.chmod(0o755)
+    paths = [str(home / "python"), str(home / "python" / "lib"), str(tmp_path / "open" / "lib")]
+    assert sandbox._covers(paths, SANDBOX_UID, SANDBOX_UID) == {str(home): [str(home / "python")]}

@@ -6,24 +6,25 @@ the sandbox and common programs need, so a program starts in about a millisecond
 The zygote never runs program code and never sees it: it gets a work dir's path, the layers to enter and the pipes,
 forks, reports the child's pid (and a pidfd) and, when told, reaps it. It is started with the stripped environment
 below, in its own session, and holds nothing of the calling process: no environment, no memory, no descriptor but
-stderr (for its own errors; each child replaces it before anything else). It is not dumpable, so a non-root
-program of its uid cannot ptrace it or read its memory to taint later runs even without the user namespace and
-Landlock below (each of which also stops root, for the caller too). There is one zygote per program running at once
+stderr (for its own errors; each child replaces it before anything else). It is not dumpable, so a program of its
+uid cannot ptrace it or read its memory to taint later runs even without the layers below. As root it enters, once,
+its own network namespace and a private mount namespace (below). There is one zygote per program running at once
 (idle ones are reused; run_programs with N workers keeps N); a dead one is replaced, and all are ended at
 interpreter exit. A zygote whose caller hangs up kills its running program and exits.
 
 The forked child (born into its zygote's pids cgroup, below) enters the sandbox before the program's first line,
-in this order: a new session and process group; stdin at /dev/null, stdout/stderr on pipes to the caller; a fresh
-temporary work dir (also HOME and TMPDIR; deleted afterwards) as cwd, with a stripped environment
-(PATH=/usr/bin:/bin, LANG=C.UTF-8, one BLAS/OpenMP thread; nothing inherited, so no secrets); the namespaces and
-Landlock below; every other descriptor closed; rlimits; the audit hooks. A failure on the way is an "error" verdict,
-never a weaker sandbox. The caller supervises the child through a pidfd (the zygote reaps it only when told, after
-the kill, so its pid and process group id cannot be reused meanwhile). Linux only (pidfd: kernel >= 5.3). The
-layers follow; `isolation_report()` says which this host grants.
+in this order: a new session and process group; stdin at /dev/null, stdout/stderr on pipes to the caller; its
+namespaces; a fresh temporary work dir (also HOME and TMPDIR; deleted afterwards) as cwd, with a stripped environment
+(PATH=/usr/bin:/bin, LANG=C.UTF-8, one BLAS/OpenMP thread; nothing inherited, so no secrets); as root, the
+sandbox's own uid; no_new_privs; Landlock; every other descriptor closed; rlimits; the seccomp filter; the audit
+hooks. A failure on the way is an "error" verdict, never a weaker sandbox. The caller supervises the child through
+a pidfd (the zygote reaps it only when told, after the kill, so its pid and process group id cannot be reused
+meanwhile). Linux only (pidfd: kernel >= 5.3). The layers follow; `isolation_report()` says which this host grants.
 
 Always:
 - rlimits: CPU seconds (SIGXCPU, SIGKILL one second later), address space, file size, open files, no core dumps;
-  RLIMIT_NPROC too, except for uid 0, where the kernel never enforces it.
+  RLIMIT_NPROC too where it counts what it should (see isolation_report()["rlimit_nproc"]).
+- no_new_privs: nothing the program runs can gain privileges (set-id bits, file capabilities).
 - A wall-clock timeout that SIGKILLs the whole process group; the group is also killed as soon as the main process
   exits, so threads and children in it cannot outlive the program. stdout/stderr are read incrementally and kept
   up to max_output_bytes each; a program writing more than _FLOOD_FACTOR times that is killed ("error").
@@ -32,15 +33,30 @@ Always:
   os.system, no signals to processes outside the sandbox's process group, no native code through ctypes (loading
   libraries, foreign calls, raw addresses; `import ctypes` itself works, numpy needs it), no writes, renames or
   deletes outside the work dir, no reads outside the interpreter's installation, /usr, /lib*, the work dir and a
-  few device files. A blocked operation makes the verdict "error" even if the program catches the exception.
+  few device files; no chmod, chown, utime or xattr changes outside the work dir. A blocked operation makes the
+  verdict "error" even if the program catches the exception.
   They are Python-level: a program that monkeypatches the os functions they call, or corrupts the interpreter's
   memory (crafted bytecode, ctypes pointers; both too common in legitimate code to forbid), gets past them, and
   then only the kernel layers remain.
 
 Where the kernel allows (probed once per process):
-- A new user + network namespace (root can always, other users where unprivileged user namespaces are enabled): no
-  interface but a down loopback, so nothing (TCP, UDP, raw) reaches the host or the internet; and no capabilities
-  outside the namespace (even root cannot raise its rlimits back, mount, or ptrace the zygote or the caller).
+- No privilege. As root (the usual container or CI case), each program runs as SANDBOX_UID/SANDBOX_GID, no
+  supplementary groups, no capabilities: no file outside its work dir is its own, so it can chmod, chown or
+  touch none of them (the kernel refuses even where the layers below are missing), it cannot raise its rlimits,
+  and nothing it creates belongs to root. Its work dir is a private tmpfs (mounted nosuid, nodev, noexec, at most
+  disk_bytes) in a mount namespace of its own: the host never sees what it writes (a set-id file included), no
+  set-id bit or device node in it takes effect, and it is gone with the program. The zygote's mount namespace
+  is private (no mount propagates either way) and hides, under an empty tmpfs, each directory above the readable
+  paths that this uid may not traverse (a 0700 /root holding the interpreter), keeping just those paths. Programs
+  get a fresh IPC namespace each (no SysV IPC object outlives its program); each zygote has a network namespace
+  with nothing but a down loopback, so nothing (TCP, UDP, raw) reaches the host or the internet. As another user,
+  programs run as that user, in a new user + network namespace where unprivileged user namespaces are enabled
+  (no capabilities outside it), and their work dir is a host directory.
+- seccomp (x86_64): the system calls of _FORBIDDEN_SYSCALLS kill the program (SIGSYS; verdict "error", so catching
+  the failure hides nothing): chmod/chown/xattr changes of any file, mknod, mount and the new mount API, chroot,
+  ptrace and process_vm_*, unshare/setns and clone into new namespaces, keyctl, bpf, io_uring, userfaultfd,
+  perf_event_open, module and kexec loading, open_by_handle_at, and socket()/connect() (socketpair stays, stream
+  and seqpacket only): no Unix socket outside, pathname or abstract, can be reached. clone3 fails with ENOSYS.
 - Landlock (Linux >= 5.13, no root needed): writes only in the work dir and /dev/null, reads only under the paths
   above (so other files, even world-readable or root-only ones, cannot be read; /proc included), exec only of the
   interpreter and libraries, no ptrace of processes outside the sandbox; with ABI >= 4 no TCP connect/bind; with
@@ -53,12 +69,16 @@ Where the kernel allows (probed once per process):
   zygote, as is one with a killed task still charged). The zygote is the programs' subreaper and reaps their
   orphans.
 
-Not guaranteed: without Landlock, a program past the audit hooks can read any file its uid may (as root: all) and
-write where its uid may; as root without the pids cgroup it can fork without bound until the wall timeout, and a
-daemon it detaches with setsid may survive. Without Landlock's signal scope a program past the hooks can signal
-the zygote (same uid): killed or stopped, it is replaced and that run is an "error". For a non-root user
-RLIMIT_NPROC counts the sandbox's tasks only in its user namespace; without one it counts every process of the uid
-(use a dedicated user). Disk use is bounded only by file_size_bytes per file and the wall timeout. "passed" means
+Where a layer is missing. Without seccomp, or as root without the sandbox's uid (the host refused the namespaces
+or the mount), isolation_report()["weaker_guarantees"] names what a program past the audit hooks could then do,
+and run_program refuses to run (SandboxUnavailable) unless told missing_layers="warn", which logs that weaker
+guarantee once and runs. Without Landlock, a program past the audit hooks can read any file its uid may and write
+where its uid may; without the pids cgroup it can fork until RLIMIT_NPROC (as the sandbox's uid: shared by all
+programs running at once), and a daemon it detaches with setsid may survive. Programs running at once share the
+sandbox's uid: without Landlock's signal scope one past the hooks can signal another. Its own files (the caller's
+uid, when not root) are the only ones a program without seccomp may chmod. Utime of a file it does not own is
+refused by the kernel only. Disk use is bounded by disk_bytes where the work dir is private, else only by
+file_size_bytes per file and the wall timeout. "passed" means
 the program ran to its last line and exited 0: an early `sys.exit(0)`/`os._exit(0)`/`raise SystemExit` before the
 appended tests is "failed". The completion marker is a per-run nonce held by the child; a program that digs it out
 of the interpreter (frames, gc) could forge a pass, so against deliberately adversarial code a pass is evidence,
