@@ -51,9 +51,9 @@ def _weights(chosen: dict[str, float]) -> dict[str, float]:
 
 
 def _acquisition(weights: dict[str, float]) -> dict[str, Any]:
-    # Normalised over each batch so that rewards of different scales combine; a failed sample always scores lowest.
-    return {"reward": {"weights": _weights(weights), "normalisation": "minmax", "format_weight": 0.1,
-                       "failed_verification": -1.0}}
+    # Verification gates; ranked within each group's verified rollouts, so that no reward's scale decides.
+    return {"reward": {"mode": "gate", "weights": _weights(weights), "normalisation": "rank", "format_weight": 0.1,
+                       "verified_bonus": 0.0, "failed_verification": 0.0}}
 
 
 def arms(config: PipelineConfig) -> list[Arm]:
@@ -77,8 +77,13 @@ def arms(config: PipelineConfig) -> list[Arm]:
             {"policy_update": {"max_steps": 0, **combined}, "generate": {"n_samples": cfg.rejection_n * n_samples},
              "select": {"source": "synthetic", "method": "top_score", "budget": cfg.budget}}, GRPO_STAGES),
         Arm("format_only", "GRPO with the format reward only",
-            {"policy_update": {"reward": {"weights": _weights({}), "format_weight": 1.0, "failed_verification": 0.0}},
-             **synthetic}, GRPO_STAGES),
+            {"policy_update": {"reward": {"mode": "bonus", "weights": _weights({}), "format_weight": 1.0,
+                                          "verified_bonus": 0.0, "failed_verification": 0.0}}, **synthetic},
+            GRPO_STAGES),
+        Arm("verify_only", "GRPO with reward 1 for a verified sample, 0 otherwise: the control for the acquisition "
+            "term", {"policy_update": {"reward": {"mode": "bonus", "weights": _weights({}), "format_weight": 0.0,
+                                                  "verified_bonus": 1.0, "failed_verification": 0.0}}, **synthetic},
+            GRPO_STAGES),
         *[Arm(f"acqsyn_{name}", f"AcquisitionSynthesis, {name} reward",
               {"policy_update": _acquisition({name: 1.0}), **synthetic}, GRPO_STAGES) for name in REWARD_NAMES],
         Arm("acqsyn_combined", "AcquisitionSynthesis, all five rewards summed",
@@ -309,15 +314,24 @@ def _pct_ci(mean: float, half: float) -> str:
     return f"{100 * mean:.1f} ± {100 * half:.1f}"
 
 
+def paired_difference(table: pd.DataFrame, arm: str, reference: str) -> tuple[float, float, int]:
+    """Mean and CI95 half-width over seeds of arm's accuracy minus reference's at the same seed, and the number of
+    pairs (NaN, NaN, 0 without any)."""
+    ref = table[table["arm"] == reference].set_index("seed")["accuracy"]
+    group = table[table["arm"] == arm]
+    paired = [acc - ref[seed] for seed, acc in zip(group["seed"], group["accuracy"]) if seed in ref.index]
+    if not paired or arm == reference:
+        return float("nan"), float("nan"), 0
+    return (*mean_ci95(paired), len(paired))
+
+
 def summary_table(table: pd.DataFrame, reference: str = "original") -> pd.DataFrame:
     """Per arm: mean and CI95 over seeds of accuracy, and of the paired (same seed) difference from `reference`."""
-    ref = table[table["arm"] == reference].set_index("seed")["accuracy"]
     forgetting = [column for column in table.columns if column.startswith("forgetting_")]
     rows = []
     for arm, group in table.groupby("arm", sort=False):
         accuracy, accuracy_half = mean_ci95(list(group["accuracy"]))
-        paired = [acc - ref[seed] for seed, acc in zip(group["seed"], group["accuracy"]) if seed in ref.index]
-        diff, diff_half = mean_ci95(paired) if paired and arm != reference else (float("nan"), float("nan"))
+        diff, diff_half, _ = paired_difference(table, arm, reference)
         row = {"arm": arm, "seeds": len(group), "accuracy": accuracy, "accuracy_ci95": accuracy_half,
                "diff_vs_original": diff, "diff_ci95": diff_half}
         for column in forgetting:
@@ -327,6 +341,43 @@ def summary_table(table: pd.DataFrame, reference: str = "original") -> pd.DataFr
             row[column] = float(values.mean()) if len(values) else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+SUMMARY_REFERENCES = ("original", "rejection_sampling", "random_pool")
+
+
+def summary_json(table: pd.DataFrame) -> dict[str, Any]:
+    """summary.json: per arm the mean accuracy and its CI95 over seeds, n, and the paired difference from each of
+    SUMMARY_REFERENCES with its CI95 and the number of pairs (null where there is none)."""
+
+    def number(value: float) -> float | None:
+        return None if math.isnan(value) else round(float(value), 6)
+
+    arms_summary = {}
+    for arm, group in table.groupby("arm", sort=False):
+        accuracy, half = mean_ci95(list(group["accuracy"]))
+        differences = {}
+        for reference in SUMMARY_REFERENCES:
+            diff, diff_half, pairs = paired_difference(table, arm, reference)
+            differences[reference] = {"mean": number(diff), "ci95": number(diff_half), "n": pairs}
+        arms_summary[arm] = {"accuracy": {"mean": number(accuracy), "ci95": number(half)}, "n": len(group),
+                             "difference_from": differences}
+    return {"metric": "in-domain accuracy (fraction)", "interval": "95% t-interval over seeds; paired by seed",
+            "arms": arms_summary}
+
+
+def control_lines(table: pd.DataFrame) -> list[str]:
+    """What each acquisition arm adds over `verify_only` (the same GRPO with the acquisition term removed)."""
+    lines = []
+    for arm in sorted(a for a in table["arm"].unique() if a.startswith("acqsyn_")):
+        diff, half, pairs = paired_difference(table, arm, "verify_only")
+        if not pairs:
+            continue
+        verdict = ("better than `verify_only`" if diff - half > 0 else
+                   "no better than `verify_only`: its acquisition term does nothing measurable here")
+        lines.append(f"- `{arm}`: {100 * diff:+.1f} pts (CI95 ± {100 * half:.1f}, {pairs} seeds) against "
+                     f"`verify_only`, {verdict}.")
+    return lines
 
 
 def summary_markdown(summary: pd.DataFrame, base_accuracy: float, reference: str = "original") -> str:
@@ -409,6 +460,7 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     write_params(out / "params.yaml", config.model_dump(mode="json"))
     artifacts.atomic_write_text(out / "runs.csv", table.to_csv(index=False))
     artifacts.atomic_write_text(out / "arms.csv", summary.to_csv(index=False))
+    artifacts.atomic_write_text(out / "summary.json", json.dumps(summary_json(main), indent=2) + "\n")
     _plot_accuracy(summary, base_accuracy, out / "accuracy.png")
     grpo_arms = [arm.name for arm in arms(config) if "policy_update" in arm.stages and arm.name != "original"
                  and arm.name != "rejection_sampling"]
@@ -431,6 +483,10 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         "![accuracy per arm](accuracy.png)",
         "",
     ]
+    controls = control_lines(main)
+    if controls:
+        sections += ["## Does the acquisition term do anything?", "",
+                     "Each acquisition arm against `verify_only`, paired by seed:", "", *controls, ""]
     transfer = table[table["group"] == "transfer"]
     if len(transfer):
         transfer_summary = summary_table(transfer, reference="b_own")

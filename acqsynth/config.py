@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -136,26 +136,37 @@ class BuildModelsConfig(_Strict):
         return _check_source(value, TINY, "model directory")
 
 
-REWARD_NAMES = ("confidence", "proximity", "diversity", "gradient_magnitude", "answer_variance")
-RewardName = Literal["confidence", "proximity", "diversity", "gradient_magnitude", "answer_variance"]
+RewardName = Literal["confidence", "proximity", "diversity", "gradient_magnitude", "answer_variance", "learnability"]
+REWARD_NAMES: tuple[str, ...] = get_args(RewardName)
 
 
 class RewardConfig(_Strict):
-    """The GRPO reward of a verified sample: a weighted sum of acquisition rewards on the student, each normalised
-    over the batch; a failed sample gets `failed_verification`. Every sample adds `format_weight` x its graded
-    format score."""
+    """The GRPO reward of a rollout, by `mode`:
 
+    - gate (default): verification is a gate, not a bonus. An unverified rollout gets no reward (None: TRL leaves it
+      out of its group's statistics and gives it zero advantage); among a group's verified rollouts the weighted
+      acquisition rewards, each normalised over those rollouts only, decide. `verified_bonus` > 0 instead gives
+      unverified rollouts 0 and verified ones that much more: a small, configured term for being verified.
+    - bonus: acquisition rewards normalised over the batch's verified rollouts, `failed_verification` for the rest.
+    - paper: the released code's reward: acquisition on every parsed rollout, normalised over them, verified or not;
+      `failed_verification` for an unparsed one.
+    Every scored rollout adds `format_weight` x its graded format score, and a verified one `verified_bonus`."""
+
+    mode: Literal["gate", "bonus", "paper"] = "gate"
     weights: dict[RewardName, float] = Field(default_factory=lambda: {"confidence": 1.0})
-    normalisation: Literal["none", "minmax", "zscore", "rank"] = "none"
+    normalisation: Literal["none", "minmax", "zscore", "rank"] = "rank"
     format_weight: float = Field(0.1, ge=0, le=1)
+    verified_bonus: float = Field(0.0, ge=0)
     failed_verification: float = 0.0
 
     @model_validator(mode="after")
     def _some_signal(self) -> RewardConfig:
-        # No acquisition weight is the format-only baseline; with no format weight either, every reward is equal.
-        if not any(weight != 0 for weight in self.weights.values()) and self.format_weight == 0:
-            raise ValueError(f"expected a non-zero weight among {list(REWARD_NAMES)} or a format_weight > 0, "
-                             f"got weights {self.weights} and format_weight 0")
+        # No acquisition weight is a baseline (format only, verified only); with nothing else, every reward is equal.
+        if not any(weight != 0 for weight in self.weights.values()) and self.format_weight == 0 and not (
+                self.verified_bonus != self.failed_verification and self.mode != "paper"):
+            raise ValueError(f"expected a non-zero weight among {list(REWARD_NAMES)}, a format_weight > 0 or a "
+                             f"verified_bonus other than failed_verification, got weights {self.weights}, "
+                             f"format_weight 0 and verified_bonus {self.verified_bonus}")
         return self
 
 
@@ -163,8 +174,9 @@ class PolicyUpdateConfig(_Strict):
     """GRPO on the generator (TRL GRPOTrainer)."""
 
     max_steps: int = Field(60, ge=0, description="0 keeps the untrained generator (the 'original' baseline)")
-    prompts_per_step: int = Field(8, ge=1)
-    num_generations: int = Field(4, ge=2, description="group size; GRPO needs at least 2 per prompt")
+    prompts_per_step: int = Field(4, ge=1)
+    num_generations: int = Field(8, ge=2, description="group size: with the gate, most groups should hold at "
+                                 "least two verified rollouts, or they carry no signal")
     learning_rate: float = Field(5e-5, gt=0)
     beta: float = Field(0.0, ge=0)
     temperature: float = Field(1.0, gt=0)
@@ -207,7 +219,7 @@ class AcquisitionScoreConfig(_Strict):
     confidence_clip: tuple[float, float] = (1.0, 10.0)
     embedder: Literal["minilm", "student"] = "minilm"
     proximity_clusters: int = Field(8, ge=1)
-    answer_variance_samples: int = Field(4, ge=2)
+    answer_variance_samples: int = Field(4, ge=2, description="k student answers (answer variance, learnability)")
     answer_variance_temperature: float = Field(1.0, gt=0)
     max_new_tokens: int = Field(96, ge=4, description="length of the student's sampled answers (answer variance)")
 
@@ -323,8 +335,10 @@ PROFILES: dict[str, dict[str, Any]] = {
             "student_pretrain": {"steps": 800, "batch_size": 16},
             "generator_pretrain": {"steps": 1000, "batch_size": 8},
         },
+        # A term for being verified: at two steps of a barely trained generator most groups hold no verified
+        # rollout, and the gate alone would leave the generator unchanged.
         "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 128,
-                          "checkpoint_every": 1},
+                          "checkpoint_every": 1, "reward": {"verified_bonus": 0.1}},
         "generate": {"n_samples": 64, "batch_size": 16, "max_new_tokens": 128, "min_parse_rate": 0.0},
         "verify": {"min_verified_rate": 0.0},
         "acquisition_score": {"max_new_tokens": 24, "proximity_clusters": 4},

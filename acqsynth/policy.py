@@ -1,5 +1,5 @@
 """Policy update: GRPO on the generator with TRL's GRPOTrainer. The reward of a rollout is the acquisition reward
-on the student for samples that pass verification, a configured value for those that fail, plus a small graded
+on the student, gated by verification as `policy_update.reward.mode` says (RewardConfig), plus a small graded
 format term. Every rollout batch is logged with its rewards."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from acqsynth import artifacts
@@ -27,8 +28,8 @@ class RolloutReward:
     verified: bool
     reason: str
     format_reward: float
-    acquisition_reward: float
-    reward: float
+    acquisition_reward: float  # 0 where not scored (gate mode: an unverified rollout)
+    reward: float | None  # None: no part in its group's advantage (gate mode, unverified)
 
 
 ROLLOUT_COLUMNS = ["step", "prompt_id", "completion", *RolloutReward.__dataclass_fields__]
@@ -38,35 +39,46 @@ CURVE_COLUMNS = ["step", "mean_reward", "parse_rate", "verified_rate", "mean_ver
 def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tuple[float | None, float | None]:
     """The range every `acquisition_reward` lies in (None: unbounded), failed verification included."""
     low, high = combined_bounds(reward.weights, reward.normalisation, reward_ranges(scoring))
-    fail = reward.failed_verification
-    return (None if low is None else min(low, fail)), (None if high is None else max(high, fail))
+    high = None if high is None else high + reward.verified_bonus
+    unscored = 0.0 if reward.mode == "gate" else reward.failed_verification
+    return (None if low is None else min(low, unscored)), (None if high is None else max(high, unscored))
 
 
 def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig,
-                    verify_workers: int = 1) -> list[RolloutReward]:
-    """Reward of each completion of one generation batch. Only verified samples are scored on the student (the
-    costly part), and normalisation runs over them. With no acquisition weight (the format-only baseline) a verified
-    sample's acquisition reward is 0."""
+                    verify_workers: int = 1, group_size: int | None = None) -> list[RolloutReward]:
+    """Reward of each completion of one generation batch, whose consecutive runs of `group_size` are GRPO's groups
+    (the rollouts of one prompt; None: one group). Only the rollouts the mode scores (verified ones; parsed ones in
+    paper mode) are scored on the student, the costly part, and normalised: over their group in gate mode, over the
+    batch otherwise. With no acquisition weight (the format-only and verified-only baselines) a scored rollout's
+    acquisition reward is 0."""
     checks = check_samples(completions, scorer.domain, verify_workers)
-    verified = [check for check in checks if check.verified]
+    scored = [i for i, check in enumerate(checks) if (check.parsed if reward.mode == "paper" else check.verified)]
     names = [name for name, weight in reward.weights.items() if weight]
-    if names and verified:
-        raw = scorer.scores([c.question for c in verified], [c.reasoning for c in verified],
-                            [c.answer for c in verified], names)
-        acquisition = iter(combine(raw, reward.weights, reward.normalisation))
-    else:
-        acquisition = iter([0.0] * len(verified))
+    acquisition = np.zeros(len(checks))
+    if names and scored:
+        raw = scorer.scores([checks[i].question for i in scored], [checks[i].reasoning for i in scored],
+                            [checks[i].answer for i in scored], names)
+        size = group_size if reward.mode == "gate" and group_size else len(checks)
+        groups: dict[int, list[int]] = {}
+        for position, index in enumerate(scored):
+            groups.setdefault(index // size, []).append(position)
+        for positions in groups.values():
+            combined = combine({name: raw[name][positions] for name in names}, reward.weights, reward.normalisation)
+            acquisition[[scored[position] for position in positions]] = combined
     rewards = []
-    for check in checks:
-        value = float(next(acquisition)) if check.verified else reward.failed_verification
-        rewards.append(RolloutReward(
-            parsed=check.parsed,
-            verified=check.verified,
-            reason=check.reason,
-            format_reward=check.format_score,
-            acquisition_reward=value,
-            reward=value + reward.format_weight * check.format_score,
-        ))
+    is_scored = set(scored)
+    for index, check in enumerate(checks):
+        format_term = reward.format_weight * check.format_score
+        if index in is_scored:
+            value = float(acquisition[index])
+            total: float | None = value + format_term + (reward.verified_bonus if check.verified else 0.0)
+        elif reward.mode == "gate":
+            value, total = 0.0, (format_term if reward.verified_bonus else None)
+        else:
+            value = reward.failed_verification
+            total = value + format_term
+        rewards.append(RolloutReward(parsed=check.parsed, verified=check.verified, reason=check.reason,
+                                     format_reward=check.format_score, acquisition_reward=value, reward=total))
     return rewards
 
 
@@ -80,9 +92,10 @@ class AcquisitionReward:
     __name__ = "acquisition_reward"
 
     def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path,
-                 verify_workers: int = 1) -> None:
+                 verify_workers: int = 1, group_size: int | None = None) -> None:
         self.scorer = scorer
         self.reward = reward
+        self.group_size = group_size
         self.verify_workers = verify_workers
         self.log_path = log_path  # every scored rollout, appended as it is scored (survives a crash)
         self.rollouts: list[dict[str, Any]] = []
@@ -109,13 +122,13 @@ class AcquisitionReward:
                     self.scorer.archive.admit(self.scorer.embed(questions))
 
     def __call__(self, prompts: list[str], completions: list[str], prompt_id: list[str], trainer_state: Any,
-                 **_: Any) -> list[float]:
+                 **_: Any) -> list[float | None]:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
-        rewards = rollout_rewards(completions, self.scorer, self.reward, self.verify_workers)
+        rewards = rollout_rewards(completions, self.scorer, self.reward, self.verify_workers, self.group_size)
         rows = [{"step": int(trainer_state.global_step), "prompt_id": pid, "completion": completion, **asdict(reward)}
                 for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True)]
         self.rollouts.extend(rows)
@@ -166,7 +179,8 @@ def train_generator(
         disable_tqdm=False,
         **grpo_vllm_kwargs(config.use_vllm),
     )
-    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", verify_workers)
+    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", verify_workers,
+                               config.num_generations)
     last, resumed_step = last_checkpoint(checkpoints)
     reward.restore(resumed_step)
     generator.model.train()
@@ -185,7 +199,8 @@ def train_generator(
 
 
 def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:
-    """Per GRPO step: mean reward, mean acquisition reward of verified samples, parse and verification rates."""
+    """Per GRPO step: mean reward (of the rollouts that had one), mean acquisition reward of verified samples,
+    parse and verification rates."""
     grouped = rollouts.groupby("step")
     curve = pd.DataFrame({  # the columns of CURVE_COLUMNS
         "mean_reward": grouped["reward"].mean(),

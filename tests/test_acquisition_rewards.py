@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from acqsynth.acquisition.answer_variance import answer_variance_rewards, clusters_by_embedding, clusters_by_match
+from acqsynth.acquisition.answer_variance import (answer_variance_rewards, clusters_by_embedding, clusters_by_match,
+                                                  sample_answers)
+from acqsynth.acquisition.learnability import learnability_rewards
 from acqsynth.acquisition.confidence import confidence_rewards, mean_answer_margins
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, Layout, REWARD_NAMES, TinyModelConfig
@@ -78,12 +80,20 @@ def test_answer_clusters():
 
 def test_identical_sampled_answers_give_one_over_k(smoke_workspace):
     student = load_model(Layout(smoke_workspace).base_student)
-    near_greedy = answer_variance_rewards(student, PROMPTS[:3], extract_answer, answers_match, k=4,
-                                          temperature=1e-4, max_new_tokens=40, batch_size=12)
-    assert near_greedy.tolist() == [0.25] * 3
-    sampled = answer_variance_rewards(student, PROMPTS[:3], extract_answer, answers_match, k=4,
-                                      temperature=5.0, max_new_tokens=40, batch_size=12)
+
+    def variance(temperature: float) -> np.ndarray:
+        sampled = sample_answers(student, PROMPTS[:3], 4, temperature, max_new_tokens=40, batch_size=12)
+        return answer_variance_rewards([[extract_answer(t) for t in group] for group in sampled], answers_match)
+
+    assert variance(1e-4).tolist() == [0.25] * 3
+    sampled = variance(5.0)
     assert ((sampled >= 0.25) & (sampled <= 1.0)).all() and sampled.max() > 0.25
+
+
+def test_learnability_pays_for_what_the_student_gets_right_only_sometimes():
+    answers = [["8", "8", "8", "8"], ["8", "9", None, "7"], ["1", "2", "3", None], ["8.0", "8", "5", "6"]]
+    rewards = learnability_rewards(answers, ["8", "8", "8", "8"], answers_match)
+    assert rewards.tolist() == [0.0, 0.75, 0.0, 0.5]  # always right, once, never, half the time
 
 
 def test_scorer_computes_every_reward_within_its_range(smoke_workspace):
@@ -101,5 +111,5 @@ def test_scorer_computes_every_reward_within_its_range(smoke_workspace):
         assert len(scores[name]) == len(batch)
         assert np.isfinite(scores[name]).all()
         assert (low is None or scores[name].min() >= low) and (high is None or scores[name].max() <= high)
-    assert scores["diversity"][-1] == pytest.approx(0.0, abs=1e-6)
-    assert scores["diversity"][0] > 0.0
+    assert scores["diversity"][-1] == pytest.approx(0.0, abs=1e-6)  # each copy is redundant given the other
+    assert scores["diversity"][0] == pytest.approx(0.0, abs=1e-6) and scores["diversity"][1] > 0.0

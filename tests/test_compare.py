@@ -20,8 +20,9 @@ def _config(**compare_values):
 def test_every_baseline_and_reward_has_an_arm_that_resolves():
     config = _config()
     names = [arm.name for arm in compare.arms(config)]
-    assert names[:6] == ["seed_only", "random_pool", "filtered_pool", "original", "rejection_sampling", "format_only"]
-    assert names[6:] == [f"acqsyn_{name}" for name in REWARD_NAMES] + ["acqsyn_combined"]
+    assert names[:7] == ["seed_only", "random_pool", "filtered_pool", "original", "rejection_sampling", "format_only",
+                         "verify_only"]
+    assert names[7:] == [f"acqsyn_{name}" for name in REWARD_NAMES] + ["acqsyn_combined"]
     for arm in compare.arms(config):
         arm_config = compare.run_config(config, arm, seed=2)
         assert arm_config.seed == 2 and arm_config.data_seed == config.data_seed
@@ -34,6 +35,9 @@ def test_every_baseline_and_reward_has_an_arm_that_resolves():
     assert rejection.select.method == "top_score"
     single = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "acqsyn_diversity"), 0)
     assert {k: v for k, v in single.policy_update.reward.weights.items() if v} == {"diversity": 1.0}
+    assert single.policy_update.reward.mode == "gate"
+    control = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "verify_only"), 0)
+    assert not any(control.policy_update.reward.weights.values()) and control.policy_update.reward.verified_bonus == 1
 
 
 def test_unknown_arm_is_named():
@@ -183,3 +187,23 @@ def test_set_args_flatten_overrides_into_dvc_flags():
         "weights": {"confidence": 1.0}}, "max_steps": 0}})
     assert flags == ["-S select.source=seed", "-S select.budget=500", "-S policy_update.reward.weights.confidence=1.0",
                      "-S policy_update.max_steps=0"]
+
+
+def test_summary_json_gives_paired_differences_from_each_reference():
+    accuracies = {"original": [0.40, 0.50, 0.60], "rejection_sampling": [0.42, 0.50, 0.61],
+                  "verify_only": [0.45, 0.50, 0.60], "acqsyn_combined": [0.50, 0.58, 0.66]}
+    results = [_result(arm, s, a) for arm, values in accuracies.items() for s, a in enumerate(values)]
+    table = compare.results_table(results, "math")
+    summary = json.loads(json.dumps(compare.summary_json(table)))  # plain JSON
+    combined = summary["arms"]["acqsyn_combined"]
+    assert combined["n"] == 3 and combined["accuracy"]["mean"] == pytest.approx(0.58)
+    diff, half = compare.mean_ci95([0.08, 0.08, 0.05])
+    assert combined["difference_from"]["rejection_sampling"] == {"mean": pytest.approx(diff, abs=1e-6),
+                                                                 "ci95": pytest.approx(half, abs=1e-6), "n": 3}
+    assert combined["difference_from"]["random_pool"] == {"mean": None, "ci95": None, "n": 0}  # no such arm
+    assert summary["arms"]["original"]["difference_from"]["original"]["n"] == 0
+    lines = compare.control_lines(table)
+    assert len(lines) == 1 and lines[0].startswith("- `acqsyn_combined`: +6.3 pts") and "better than" in lines[0]
+    worse = [_result("verify_only", s, a) for s, a in enumerate([0.5, 0.6, 0.7])]
+    worse += [_result("acqsyn_confidence", s, a) for s, a in enumerate([0.5, 0.58, 0.71])]
+    assert "does nothing measurable" in compare.control_lines(compare.results_table(worse, "math"))[0]

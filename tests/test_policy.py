@@ -1,12 +1,15 @@
 """The GRPO reward (unit) and real TRL GRPO / SFT steps on the tiny smoke models."""
 
+import numpy as np
 import pytest
 import torch
 
 from acqsynth.acquisition.confidence import reward_from_margins
 from acqsynth.config import AcquisitionScoreConfig, Layout, RewardConfig
 from acqsynth.generation.transformers_backend import _token_margins
-from acqsynth.policy import reward_bounds, reward_curve
+from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.sample import format_sample
+from acqsynth.policy import reward_bounds, reward_curve, rollout_rewards
 
 
 def test_reward_from_margins_is_clipped_inverse():
@@ -23,12 +26,15 @@ def test_token_margins_are_top1_minus_top2_probabilities():
 
 def test_reward_bounds_cover_failed_verification():
     scoring = AcquisitionScoreConfig(confidence_clip=(1.0, 4.0))
-    assert reward_bounds(RewardConfig(failed_verification=0.0), scoring) == (0.0, 4.0)
-    assert reward_bounds(RewardConfig(failed_verification=-1.0), scoring) == (-1.0, 4.0)
+    bonus = {"mode": "bonus", "normalisation": "none"}
+    assert reward_bounds(RewardConfig(**bonus, failed_verification=0.0), scoring) == (0.0, 4.0)
+    assert reward_bounds(RewardConfig(**bonus, failed_verification=-1.0), scoring) == (-1.0, 4.0)
     minmax = RewardConfig(weights={"confidence": 1.0, "diversity": 0.5}, normalisation="minmax")
     assert reward_bounds(minmax, scoring) == (0.0, 1.5)
-    unbounded = RewardConfig(weights={"gradient_magnitude": 1.0})
+    unbounded = RewardConfig(**bonus, weights={"gradient_magnitude": 1.0})
     assert reward_bounds(unbounded, scoring) == (0.0, None)
+    gate = RewardConfig(weights={"confidence": 1.0}, verified_bonus=0.2, failed_verification=-5.0)
+    assert reward_bounds(gate, scoring) == (0.0, pytest.approx(1.2))  # rank in [0, 1]; failed_verification unused
 
 
 def test_reward_curve_per_step():
@@ -53,3 +59,61 @@ def test_grpo_and_sft_changed_the_models(smoke_workspace):
     layout = Layout(smoke_workspace)
     assert _weights_differ(layout.base_generator, layout.policy)
     assert _weights_differ(layout.base_student, layout.finetuned_student)
+
+
+class FixedScorer:
+    """Acquisition values looked up by question (unit tests of the reward's logic; real scoring is tested with the
+    student in test_acquisition_rewards)."""
+
+    domain = "math"
+
+    def __init__(self, values: dict[str, float]) -> None:
+        self.values = values
+        self.scored: list[str] = []
+
+    def scores(self, questions, reasonings, answers, names):
+        self.scored += list(questions)
+        return {name: np.array([self.values[q] for q in questions]) for name in names}
+
+
+def _batch():
+    """Two groups of four: group 0 has verified rollouts with values 1, 5, 3 and one wrong; group 1 has one verified
+    rollout, two wrong ones and one that does not parse."""
+    problems = generate_word_problems(8, MathDifficulty(), seed=11)
+    good = [format_sample(p.question, p.reasoning, p.answer) for p in problems]
+    wrong = [format_sample(p.question, p.reasoning, str(int(float(p.answer)) + 1)) for p in problems]
+    completions = [good[0], good[1], wrong[2], good[3], good[4], wrong[5], wrong[6], "no sample here"]
+    values = {problems[i].question: v for i, v in enumerate([1.0, 5.0, 7.0, 3.0, 9.0, 2.0, 4.0])}
+    return completions, FixedScorer(values)
+
+
+def test_gate_mode_leaves_unverified_rollouts_out_and_ranks_within_each_group():
+    completions, scorer = _batch()
+    rewards = rollout_rewards(completions, scorer, RewardConfig(format_weight=0.0), group_size=4)
+    assert [r.verified for r in rewards] == [True, True, False, True, True, False, False, False]
+    assert [r.reward for r in rewards] == [0.0, 1.0, None, 0.5, 0.0, None, None, None]  # ranks among the verified
+    assert len(scorer.scored) == 4  # only verified rollouts are scored on the student
+    # A small configured term for being verified: the unverified then count, below every verified rollout.
+    bonus = rollout_rewards(completions, scorer, RewardConfig(format_weight=0.0, verified_bonus=0.2), group_size=4)
+    assert [r.reward for r in bonus] == pytest.approx([0.2, 1.2, 0.0, 0.7, 0.2, 0.0, 0.0, 0.0])
+
+
+def test_bonus_and_paper_modes_normalise_over_the_batch():
+    completions, scorer = _batch()
+    bonus = rollout_rewards(completions, scorer, RewardConfig(mode="bonus", normalisation="minmax", format_weight=0.0,
+                                                              failed_verification=-1.0), group_size=4)
+    assert [r.reward for r in bonus] == pytest.approx([0.0, 0.5, -1.0, 0.25, 1.0, -1.0, -1.0, -1.0])
+    paper = rollout_rewards(completions, scorer, RewardConfig(mode="paper", normalisation="minmax",
+                                                              format_weight=0.0, failed_verification=-1.0),
+                            group_size=4)
+    # Every parsed rollout is scored, verified or not; only the unparsable one fails.
+    assert [r.reward for r in paper] == pytest.approx([0.0, 0.5, 0.75, 0.25, 1.0, 0.125, 0.375, -1.0])
+
+
+def test_verified_only_reward_needs_no_acquisition_weight():
+    completions, scorer = _batch()
+    config = RewardConfig(mode="bonus", weights={}, format_weight=0.0, verified_bonus=1.0)
+    assert [r.reward for r in rollout_rewards(completions, scorer, config)] == [1, 1, 0, 1, 1, 0, 0, 0]
+    assert scorer.scored == []
+    with pytest.raises(ValueError, match="verified_bonus"):
+        RewardConfig(weights={}, format_weight=0.0)

@@ -43,18 +43,17 @@ def test_centroids_saved_reloaded_and_stale_hash_refused(tmp_path):
 
 
 def brute_force_gains(candidates, archive):
-    """Dense reference: whole ground set, float64."""
+    """Dense reference: F(archive ∪ batch) − F(archive ∪ batch without x) over the whole ground set, float64."""
     batch = candidates / np.linalg.norm(candidates, axis=1, keepdims=True)
     ground = np.concatenate([archive, batch]).astype(np.float64)
     sim = np.clip(ground @ ground.T, 0, None)
-    admitted = list(range(len(archive)))
-    gains = []
-    for i in range(len(batch)):
-        cover = sim[:, admitted].max(axis=1) if admitted else np.zeros(len(ground))
-        x = len(archive) + i
-        gains.append(np.maximum(sim[:, x] - cover, 0).sum())
-        admitted.append(x)
-    return np.array(gains)
+
+    def coverage(admitted):
+        return sim[:, admitted].max(axis=1).sum()
+
+    everything = list(range(len(ground)))
+    return np.array([coverage(everything) - coverage([j for j in everything if j != len(archive) + i])
+                     for i in range(len(batch))])
 
 
 def test_duplicate_of_archive_item_gets_zero():
@@ -63,12 +62,15 @@ def test_duplicate_of_archive_item_gets_zero():
     np.testing.assert_allclose(gains, 0.0, atol=1e-5)
 
 
-def test_second_of_two_identical_candidates_gets_zero():
+def test_identical_candidates_in_one_batch_both_get_zero_wherever_they_stand():
     rng = np.random.default_rng(5)
     archive, batch = unit(rng, 40), unit(rng, 3)
     gains = facility_location_gains(np.stack([batch[0], batch[1], batch[0]]), archive)
-    assert gains[0] > 0.1 and gains[1] > 0.1
-    assert gains[2] == pytest.approx(0.0, abs=1e-5)
+    assert gains[1] > 0.1
+    assert gains[0] == pytest.approx(0.0, abs=1e-5) and gains[2] == pytest.approx(0.0, abs=1e-5)
+    permuted = facility_location_gains(np.stack([batch[1], batch[0], batch[2]]), archive)
+    np.testing.assert_allclose(permuted, facility_location_gains(np.stack([batch[0], batch[1], batch[2]]),
+                                                                 archive)[[1, 0, 2]], atol=1e-6)
 
 
 def test_orthogonal_new_item_gains_at_least_one():

@@ -167,7 +167,7 @@ FAILURES = {
     "rejected row without reason": ("verified", _set("reason", 2, ""), "reason"),
     "verified row without answer": ("verified", _set("answer", 1, None), "answer"),
     "reward +inf": ("rollouts", _set("acquisition_reward", 3, np.inf), "acquisition_reward"),
-    "reward NaN": ("rollouts", _set("reward", 5, np.nan), "reward"),
+    "reward NaN on a verified rollout": ("rollouts", _set("reward", 4, np.nan), "reward"),
     "reward out of range": ("rollouts", _set("acquisition_reward", 7, R_MAX + 0.5), "acquisition_reward"),
     "negative step": ("rollouts", _set("step", 0, -1), "step"),
     "score -inf": ("scored", _set("acquisition_score", 1, -np.inf), "acquisition_score"),
@@ -178,6 +178,10 @@ FAILURES = {
     "accuracy 1.2": ("metrics", lambda df: df.assign(in_domain_accuracy=[1.2]), "in_domain_accuracy"),
     "accuracy null": ("metrics", lambda df: df.assign(forget_accuracy=[np.nan]), "forget_accuracy"),
 }
+
+
+def test_an_unverified_rollout_may_have_no_reward():
+    assert run_suite("rollouts", _set("reward", 5, np.nan)).success  # gate mode: no part in its group's advantage
 
 
 @pytest.mark.parametrize("case", sorted(FAILURES))

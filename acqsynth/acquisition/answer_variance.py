@@ -45,9 +45,7 @@ def sample_answers(student: LoadedModel, prompts: Sequence[str], k: int, tempera
     return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
-def answer_variance_rewards(student: LoadedModel, prompts: Sequence[str], extract: Callable[[str], str | None],
-                            same: Callable[[str, str], bool], k: int, temperature: float,
-                            max_new_tokens: int, batch_size: int) -> np.ndarray:
-    groups = sample_answers(student, prompts, k, temperature, max_new_tokens, batch_size)
-    return np.array([clusters_by_match([extract(text) for text in group], same) / k for group in groups],
-                    dtype=np.float64)
+def answer_variance_rewards(answers: Sequence[Sequence[str | None]], same: Callable[[str, str], bool]) -> np.ndarray:
+    """Distinct answer clusters / k of each sample's k extracted student answers (sample_answers, then the domain's
+    extract_answer)."""
+    return np.array([clusters_by_match(group, same) / len(group) for group in answers], dtype=np.float64)

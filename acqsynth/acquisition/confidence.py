@@ -1,7 +1,7 @@
-"""Confidence reward: how unsure the student is of the sample's answer. The student reads the question and the
-sample's answer (teacher-forced, one forward pass); at every answer token we take the margin p(top1) - p(top2) of
-its next-token distribution. reward = 1 / mean margin, clipped: an unsure student (small margins) gives a high
-reward, a certain one the minimum."""
+"""Confidence reward: how unsure the student is of the sample's answer. The student reads the question, the
+sample's reasoning and its answer (teacher-forced, one forward pass); at every token of the answer itself we take
+the margin p(top1) - p(top2) of its next-token distribution. reward = 1 / mean margin, clipped: an unsure student
+(small margins) gives a high reward, a certain one the minimum."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
-"""Diversity reward: facility-location gain of each candidate question against an archive of admitted ones.
+"""Diversity reward: facility-location gain of each candidate question against an archive of admitted ones and the
+rest of its batch.
 
 Definition (similarities are cosines of unit embeddings, clipped at 0):
-- ground set V = archive ∪ batch;
-- cover(v) = max similarity of v to the admitted set. The archive is admitted from the start and covers itself
-  (sim(a, a) = 1), so archive points can gain nothing and only batch points count;
-- candidates are taken in batch order; the gain of candidate x is
-      gain(x) = Σ_{v in batch} max(0, sim(v, x) − cover(v)),
-  then x is admitted (cover(v) ← max(cover(v), sim(v, x))).
-The reward is this raw gain, in [0, batch size]: a copy of an archive question gets ~0, of two near-duplicates
-in one batch the second gets ~0, and a question unlike everything admitted gets at least 1 (it covers itself).
+- ground set V = archive ∪ batch; F(S) = Σ_{v in V} max_{s in S} sim(v, s);
+- the archive is admitted from the start and covers itself (sim(a, a) = 1), so only batch points can gain;
+- the gain of candidate x is what the coverage would lose without it, everything else of the batch admitted:
+      gain(x) = F(archive ∪ batch) − F(archive ∪ batch without x).
+The reward is this raw gain, in [0, batch size], and it does not depend on where x sits in the batch: a copy of an
+archive question gets ~0, two near-duplicates in one batch both get ~0 (each is redundant given the other), and a
+question unlike everything else gets at least 1 (it covers itself).
 
 The archive can hold 100k+ rows: the batch's cover by the archive is computed in chunks of archive rows
 (memory O(batch × chunk), time linear in the archive); only the batch × batch matrix is built whole.
@@ -35,18 +35,21 @@ def _archive_cover(batch: np.ndarray, archive: np.ndarray, chunk_size: int) -> n
 
 
 def facility_location_gains(candidates: np.ndarray, archive: np.ndarray, chunk_size: int = 8192) -> np.ndarray:
-    """Raw facility-location gain of each candidate, in batch order (see the module docstring)."""
+    """Raw facility-location gain of each candidate given the archive and the rest of the batch (see the module
+    docstring)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     batch = normalize_rows(candidates)
+    if len(batch) == 0:
+        return np.zeros(0, dtype=np.float32)
     cover = _archive_cover(batch, archive, chunk_size)
-    similarities = np.clip(batch @ batch.T, 0.0, None)
-    gains = np.empty(len(batch), dtype=np.float32)
-    for index in range(len(batch)):
-        column = similarities[:, index]
-        gains[index] = np.maximum(column - cover, 0.0).sum()
-        np.maximum(cover, column, out=cover)
-    return gains
+    similarities = np.clip(batch @ batch.T, 0.0, None)  # [v, x]
+    # Only the candidate that covers v best can lose coverage of v by leaving: down to the runner-up or the archive.
+    best = similarities.argmax(axis=1)
+    ordered = np.sort(similarities, axis=1)
+    runner_up = ordered[:, -2] if len(batch) > 1 else np.zeros(len(batch), dtype=np.float32)
+    loss = np.maximum(ordered[:, -1] - np.maximum(cover, runner_up), 0.0)
+    return np.bincount(best, weights=loss, minlength=len(batch)).astype(np.float32)
 
 
 class DiversityArchive:

@@ -10,7 +10,7 @@ import numpy as np
 
 from acqsynth.config import AcquisitionScoreConfig
 from acqsynth.domains import domain_module
-from acqsynth.domains.sample import student_completion, student_prompt
+from acqsynth.domains.sample import student_completion, student_prompt, student_reasoning
 from acqsynth.models.loading import LoadedModel
 
 
@@ -22,6 +22,7 @@ def reward_ranges(config: AcquisitionScoreConfig) -> dict[str, tuple[float | Non
         "diversity": (0.0, None),
         "gradient_magnitude": (0.0, None),
         "answer_variance": (0.0, 1.0),
+        "learnability": (0.0, 1.0),
     }
 
 
@@ -64,20 +65,28 @@ class AcquisitionScorer:
         if "confidence" in names:
             from acqsynth.acquisition.confidence import confidence_rewards
 
-            result["confidence"] = confidence_rewards(self.student, prompts, completions, cfg.confidence_clip,
-                                                      cfg.batch_size, cfg.max_length)
+            # The margin over the answer's own tokens, the reasoning read as context: the template and the
+            # reasoning's wording would otherwise drown the signal.
+            result["confidence"] = confidence_rewards(
+                self.student, [p + student_reasoning(r) for p, r in zip(prompts, reasonings, strict=True)],
+                [f" {a}" for a in answers], cfg.confidence_clip, cfg.batch_size, cfg.max_length)
         if "gradient_magnitude" in names:
             from acqsynth.acquisition.gradient_magnitude import gradient_norms
 
             result["gradient_magnitude"] = np.asarray(
                 gradient_norms(self.student, prompts, completions, cfg.batch_size, cfg.max_length), dtype=np.float64)
-        if "answer_variance" in names:
-            from acqsynth.acquisition.answer_variance import answer_variance_rewards
+        if "answer_variance" in names or "learnability" in names:  # one set of k student answers for both
+            from acqsynth.acquisition.answer_variance import answer_variance_rewards, sample_answers
+            from acqsynth.acquisition.learnability import learnability_rewards
 
             domain = domain_module(self.domain)
-            result["answer_variance"] = answer_variance_rewards(
-                self.student, prompts, domain.extract_answer, domain.answers_match, cfg.answer_variance_samples,
-                cfg.answer_variance_temperature, cfg.max_new_tokens, cfg.batch_size)
+            sampled = sample_answers(self.student, prompts, cfg.answer_variance_samples,
+                                     cfg.answer_variance_temperature, cfg.max_new_tokens, cfg.batch_size)
+            extracted = [[domain.extract_answer(text) for text in group] for group in sampled]
+            if "answer_variance" in names:
+                result["answer_variance"] = answer_variance_rewards(extracted, domain.answers_match)
+            if "learnability" in names:
+                result["learnability"] = learnability_rewards(extracted, answers, domain.answers_match)
         if "proximity" in names or "diversity" in names:
             if embeddings is None:
                 embeddings = self.embed(questions)

@@ -109,8 +109,13 @@ def student_prompt(question: str) -> str:
     return f"Question: {question}\nAnswer:"
 
 
+def student_reasoning(reasoning: str) -> str:
+    """A student completion up to its answer: the reasoning and the answer marker."""
+    return f" {reasoning}\n{ANSWER_MARKER}"
+
+
 def student_completion(reasoning: str, answer: str) -> str:
-    return f" {reasoning}\n{ANSWER_MARKER} {answer}"
+    return f"{student_reasoning(reasoning)} {answer}"
 
 
 def answer_text(completion: str) -> str | None:

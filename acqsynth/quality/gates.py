@@ -66,10 +66,11 @@ def _column(name: str, types: list[str], *, nullable: bool = False) -> list[gxe.
     return checks
 
 
-def _finite_float(name: str, low: float | None = None, high: float | None = None) -> list[gxe.Expectation]:
+def _finite_float(name: str, low: float | None = None, high: float | None = None, *,
+                  nullable: bool = False) -> list[gxe.Expectation]:
     # GX counts NaN as missing and skips it in value checks, so not-null (from `_column`) is what rejects
     # NaN; the not-in-set check rejects +/-inf (a between-check with one open side lets infinity through).
-    checks = [*_column(name, FLOAT_TYPES),
+    checks = [*_column(name, FLOAT_TYPES, nullable=nullable),
               gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])]
     if low is not None or high is not None:
         checks.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high))
@@ -137,7 +138,9 @@ def rollouts_expectations(reward_min: float | None, reward_max: float | None) ->
         *_column("verified", BOOL_TYPES),
         *_finite_float("format_reward", 0.0, 1.0),
         *_finite_float("acquisition_reward", reward_min, reward_max),
-        *_finite_float("reward", reward_min, None if reward_max is None else reward_max + 1.0),
+        # Missing only where a rollout had no part in its group (gate mode: not verified).
+        *_finite_float("reward", reward_min, None if reward_max is None else reward_max + 1.0, nullable=True),
+        gxe.ExpectColumnValuesToNotBeNull(column="reward", row_condition="verified==True", condition_parser="pandas"),
     ]
 
 
