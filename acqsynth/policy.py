@@ -5,6 +5,7 @@ format term. Every rollout batch is logged with its rewards."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,14 @@ class AcquisitionReward:
         return [reward.reward for reward in rewards]
 
 
+class _ExpectedNoneRewards(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "All reward functions returned None" not in record.getMessage()
+
+
+_EXPECTED_NONE_REWARDS = _ExpectedNoneRewards()
+
+
 def train_generator(
     generator: LoadedModel,
     scorer: AcquisitionScorer,
@@ -181,6 +190,9 @@ def train_generator(
     )
     reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", verify_workers,
                                config.num_generations)
+    # In gate mode an unverified rollout's None reward is the design, not a fault: TRL's warning about it would
+    # repeat at every step.
+    logging.getLogger("trl.trainer.grpo_trainer").addFilter(_EXPECTED_NONE_REWARDS)  # once: the same filter
     last, resumed_step = last_checkpoint(checkpoints)
     reward.restore(resumed_step)
     generator.model.train()
