@@ -64,10 +64,12 @@ def test_rollouts_reward_matches_verification(smoke_workspace):
     expected_rows = config.policy_update.max_steps * config.policy_update.prompts_per_step * \
         config.policy_update.num_generations
     assert len(rollouts) == expected_rows
+    assert reward.mode == "gate" and reward.verified_bonus > 0  # the smoke profile: unverified rollouts count
     failed = rollouts[~rollouts["verified"]]
-    assert (failed["acquisition_reward"] == reward.failed_verification).all()
-    format_term = (rollouts["reward"] - rollouts["acquisition_reward"]).to_numpy()
-    assert format_term == pytest.approx(reward.format_weight * rollouts["format_reward"].to_numpy())
+    assert (failed["acquisition_reward"] == 0.0).all()
+    bonus = (rollouts["reward"] - rollouts["acquisition_reward"]
+             - reward.format_weight * rollouts["format_reward"]).to_numpy()
+    assert bonus == pytest.approx(reward.verified_bonus * rollouts["verified"].to_numpy())
 
 
 def test_evaluation_metrics_are_accuracies(smoke_workspace):
