@@ -16,6 +16,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from acqsynth.verify.sandbox import MissingLayers
+
 PROCEDURAL = "procedural"
 TINY = "tiny"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -208,6 +210,9 @@ class SelfConsistencyConfig(_Strict):
 class VerifyConfig(_Strict):
     min_verified_rate: float = Field(0.2, ge=0, le=1)
     workers: int = Field(2, ge=1, description="sandboxed programs run at once (code domain)")
+    sandbox_missing_layers: MissingLayers = Field(
+        "refuse", description="where the host lacks an essential sandbox layer (seccomp; as root, the sandbox's "
+        "own uid): refuse to run generated code, or warn once and run with the weaker guarantee it names")
     self_consistency: SelfConsistencyConfig = SelfConsistencyConfig()
 
 

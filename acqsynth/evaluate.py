@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -14,6 +15,9 @@ from acqsynth.domains.sample import student_prompt
 from acqsynth.generation.transformers_backend import generate
 from acqsynth.models.loading import LoadedModel
 
+if TYPE_CHECKING:
+    from acqsynth.verify.sandbox import MissingLayers
+
 
 @dataclass(frozen=True)
 class Accuracy:
@@ -21,25 +25,26 @@ class Accuracy:
     predictions: pd.DataFrame  # id, completion, predicted, expected, correct
 
 
-def grade(domain: str, examples: pd.DataFrame, completions: Sequence[str], workers: int = 1) -> list[bool]:
+def grade(domain: str, examples: pd.DataFrame, completions: Sequence[str], workers: int = 1,
+          missing_layers: MissingLayers = "refuse") -> list[bool]:
     """Whether each completion answers its example correctly; `examples` has the `answer` and `tests` columns."""
     module = domain_module(domain)
     predicted = [module.extract_answer(text) for text in completions]
     if domain == "code":
         from acqsynth.verify.code import grade_solutions
 
-        return grade_solutions(predicted, list(examples["tests"]), workers=workers)
+        return grade_solutions(predicted, list(examples["tests"]), workers=workers, missing_layers=missing_layers)
     return [p is not None and module.answers_match(p, expected)
             for p, expected in zip(predicted, examples["answer"], strict=True)]
 
 
 def accuracy(student: LoadedModel, examples: pd.DataFrame, domain: str, max_new_tokens: int, batch_size: int,
-             description: str | None = None, workers: int = 1) -> Accuracy:
+             description: str | None = None, workers: int = 1, missing_layers: MissingLayers = "refuse") -> Accuracy:
     answers = generate(student.model, student.tokenizer, [student_prompt(q) for q in examples["question"]],
                        max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
                        description=description)
     completions = [answer.text for answer in answers]
-    correct = grade(domain, examples, completions, workers)
+    correct = grade(domain, examples, completions, workers, missing_layers)
     extract = domain_module(domain).extract_answer
     predictions = pd.DataFrame({"id": examples["id"].to_numpy(), "domain": domain, "completion": completions,
                                 "predicted": [extract(text) for text in completions],

