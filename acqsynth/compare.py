@@ -13,7 +13,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acqsynth import artifacts
+from acqsynth import artifacts, significance
 from acqsynth.config import REWARD_NAMES, Layout, PipelineConfig, merge, resolve, write_params
 from acqsynth.report import save_figure
 from acqsynth.resume import fingerprint
@@ -366,6 +366,61 @@ def summary_json(table: pd.DataFrame) -> dict[str, Any]:
             "arms": arms_summary}
 
 
+PRIMARY_REFERENCES = ("original", "rejection_sampling", "random_pool", "verify_only")
+
+
+def correctness_matrix(root: Path, config: PipelineConfig, arm: str, seeds: Sequence[int]) -> np.ndarray | None:
+    """(seeds x questions) 0/1: whether the fine-tuned student of each seed answers each in-domain eval question,
+    questions in id order; None if a run has no predictions."""
+    rows = []
+    for seed in seeds:
+        path = Layout(run_dir(root, config, arm, seed)).predictions
+        if not path.is_file():
+            return None
+        frame = artifacts.read_table(path)
+        after = frame[(frame["student"] == "after") & (frame["domain"] == config.domain)].sort_values("id")
+        rows.append(after["correct"].to_numpy(dtype=np.float64))
+    return np.stack(rows) if rows and len({len(row) for row in rows}) == 1 else None
+
+
+def primary_comparisons(root: Path, config: PipelineConfig, table: pd.DataFrame,
+                        alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Each acquisition arm against each of PRIMARY_REFERENCES that ran, over their common seeds: the paired
+    two-way bootstrap (acqsynth.significance), Holm-corrected over the whole family, with the minimum difference
+    each could detect at its Holm level with 80% power."""
+    names = set(table["arm"])
+    found = []
+    for arm in sorted(name for name in names if name.startswith("acqsyn_")):
+        for reference in (name for name in PRIMARY_REFERENCES if name in names):
+            seeds = sorted(set(table[table["arm"] == arm]["seed"]) & set(table[table["arm"] == reference]["seed"]))
+            a, b = (correctness_matrix(root, config, name, seeds) for name in (arm, reference))
+            if a is not None and b is not None and a.shape == b.shape:
+                found.append(significance.compare_arms(arm, a, reference, b, seed=config.seed))
+    p_values = [comparison.p_value for comparison, _ in found]
+    rows = []
+    for (comparison, draws), adjusted, level in zip(found, significance.holm(p_values),
+                                                    significance.holm_levels(p_values, alpha)):
+        low, high = significance.percentile_interval(draws, level)
+        rows.append({"arm": comparison.arm, "reference": comparison.reference, "difference": comparison.difference,
+                     "interval": [low, high], "interval_level": 1 - level, "p_holm": adjusted,
+                     "minimum_detectable_difference": significance.minimum_detectable_difference(
+                         comparison.standard_error, level),
+                     "seeds": comparison.seeds, "questions": comparison.questions})
+    return rows
+
+
+def primary_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| arm | against | difference, pts | Holm interval, pts | level | Holm p | detectable, pts | seeds x "
+             "questions |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        low, high = row["interval"]
+        lines.append(f"| {row['arm']} | {row['reference']} | {100 * row['difference']:+.1f} | "
+                     f"[{100 * low:+.1f}, {100 * high:+.1f}] | {100 * row['interval_level']:.1f}% | "
+                     f"{row['p_holm']:.3f} | {100 * row['minimum_detectable_difference']:.1f} | "
+                     f"{row['seeds']} x {row['questions']} |")
+    return "\n".join(lines)
+
+
 def control_lines(table: pd.DataFrame) -> list[str]:
     """What each acquisition arm adds over `verify_only` (the same GRPO with the acquisition term removed)."""
     lines = []
@@ -460,7 +515,9 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     write_params(out / "params.yaml", config.model_dump(mode="json"))
     artifacts.atomic_write_text(out / "runs.csv", table.to_csv(index=False))
     artifacts.atomic_write_text(out / "arms.csv", summary.to_csv(index=False))
-    artifacts.atomic_write_text(out / "summary.json", json.dumps(summary_json(main), indent=2) + "\n")
+    primary = primary_comparisons(root, config, main)
+    artifacts.atomic_write_text(out / "summary.json",
+                                json.dumps({**summary_json(main), "primary_comparisons": primary}, indent=2) + "\n")
     _plot_accuracy(summary, base_accuracy, out / "accuracy.png")
     grpo_arms = [arm.name for arm in arms(config) if "policy_update" in arm.stages and arm.name != "original"
                  and arm.name != "rejection_sampling"]
@@ -483,6 +540,11 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         "![accuracy per arm](accuracy.png)",
         "",
     ]
+    if primary:
+        sections += ["## Primary comparisons: paired bootstrap over seeds and questions, Holm-corrected", "",
+                     "Each interval is drawn at its Holm level (95% family-wise); *detectable* is the smallest true "
+                     "difference the comparison would find with 80% power at that level.", "",
+                     primary_markdown(primary), ""]
     controls = control_lines(main)
     if controls:
         sections += ["## Does the acquisition term do anything?", "",

@@ -472,6 +472,10 @@ class Layout:
         return self.root / "data" / "rollouts.parquet"
 
     @property
+    def predictions(self) -> Path:
+        return self.root / "data" / "predictions.parquet"
+
+    @property
     def generated(self) -> Path:
         return self.root / "data" / "generated.parquet"
 

@@ -622,7 +622,7 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "in_domain": summary(config.domain),
         "forgetting": {domain: summary(domain) for domain in DOMAIN_NAMES if domain != config.domain},
     }
-    predictions_path = layout.root / "data" / "predictions.parquet"
+    predictions_path = layout.predictions
     frame = pd.concat(predictions, ignore_index=True)
     _gate(pd.DataFrame([results]), gates.metrics_expectations(results), "evaluate", layout.metrics / "evaluate.json",
           layout)

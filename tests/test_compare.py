@@ -207,3 +207,33 @@ def test_summary_json_gives_paired_differences_from_each_reference():
     worse = [_result("verify_only", s, a) for s, a in enumerate([0.5, 0.6, 0.7])]
     worse += [_result("acqsyn_confidence", s, a) for s, a in enumerate([0.5, 0.58, 0.71])]
     assert "does nothing measurable" in compare.control_lines(compare.results_table(worse, "math"))[0]
+
+
+def test_primary_comparisons_pair_arms_by_seed_and_question(tmp_path):
+    from acqsynth import artifacts
+
+    config = _config()
+    rng = np.random.default_rng(3)
+    truth = rng.random(300) < 0.5
+    accuracies = {}
+    for arm, gain in (("original", 0.0), ("verify_only", 0.0), ("acqsyn_learnability", 0.25)):
+        for seed in range(3):
+            correct = np.where(rng.random(300) < gain, True, truth)
+            frame = pd.DataFrame({"id": [f"q{i:03d}" for i in range(300)], "domain": "math", "completion": "",
+                                  "predicted": "", "expected": "", "correct": correct, "student": "after"})
+            path = Layout(compare.run_dir(tmp_path, config, arm, seed)).predictions
+            path.parent.mkdir(parents=True)
+            artifacts.write_table(path, frame.sample(frac=1.0, random_state=seed))  # any row order
+            accuracies.setdefault(arm, []).append(float(correct.mean()))
+    table = compare.results_table([_result(arm, s, a) for arm, values in accuracies.items()
+                                   for s, a in enumerate(values)], "math")
+    rows = compare.primary_comparisons(tmp_path, config, table)
+    assert [(r["arm"], r["reference"]) for r in rows] == [("acqsyn_learnability", "original"),
+                                                          ("acqsyn_learnability", "verify_only")]
+    for row in rows:
+        assert row["difference"] == pytest.approx(np.mean(accuracies["acqsyn_learnability"])
+                                                  - np.mean(accuracies[row["reference"]]))
+        assert row["interval"][0] > 0 and row["p_holm"] < 0.05
+        assert (row["seeds"], row["questions"]) == (3, 300)
+    assert sorted(row["interval_level"] for row in rows) == pytest.approx([0.95, 0.975])  # Holm: alpha/2, alpha
+    assert "| acqsyn_learnability | original | +" in compare.primary_markdown(rows)
