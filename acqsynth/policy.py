@@ -18,7 +18,7 @@ from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardCo
 from acqsynth.models.loading import LoadedModel, best_device
 from acqsynth.resume import last_checkpoint
 from acqsynth.domains.sample import parse_sample
-from acqsynth.verify.samples import check_samples
+from acqsynth.verify.samples import VerifyRules, check_samples
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tupl
 
 
 def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig,
-                    verify_workers: int = 1) -> list[RolloutReward]:
+                    rules: VerifyRules | None = None) -> list[RolloutReward]:
     """Reward of each completion of one generation batch. Only verified samples are scored on the student (the
     costly part), and normalisation runs over them. With no acquisition weight (the format-only baseline) a verified
     sample's acquisition reward is 0."""
-    checks = check_samples(completions, scorer.domain, verify_workers)
+    checks = check_samples(completions, scorer.domain, rules)
     verified = [check for check in checks if check.verified]
     names = [name for name, weight in reward.weights.items() if weight]
     if names and verified:
@@ -80,10 +80,10 @@ class AcquisitionReward:
     __name__ = "acquisition_reward"
 
     def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path,
-                 verify_workers: int = 1) -> None:
+                 rules: VerifyRules | None = None) -> None:
         self.scorer = scorer
         self.reward = reward
-        self.verify_workers = verify_workers
+        self.rules = rules
         self.log_path = log_path  # every scored rollout, appended as it is scored (survives a crash)
         self.rollouts: list[dict[str, Any]] = []
 
@@ -115,7 +115,7 @@ class AcquisitionReward:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
-        rewards = rollout_rewards(completions, self.scorer, self.reward, self.verify_workers)
+        rewards = rollout_rewards(completions, self.scorer, self.reward, self.rules)
         rows = [{"step": int(trainer_state.global_step), "prompt_id": pid, "completion": completion, **asdict(reward)}
                 for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True)]
         self.rollouts.extend(rows)
@@ -133,7 +133,7 @@ def train_generator(
     output_dir: Path,
     checkpoints: Path,
     seed: int,
-    verify_workers: int = 1,
+    rules: VerifyRules | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
     generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
@@ -166,7 +166,7 @@ def train_generator(
         disable_tqdm=False,
         **grpo_vllm_kwargs(config.use_vllm),
     )
-    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", verify_workers)
+    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", rules)
     last, resumed_step = last_checkpoint(checkpoints)
     reward.restore(resumed_step)
     generator.model.train()

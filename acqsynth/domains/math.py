@@ -1069,6 +1069,14 @@ def load_examples(source: str, split: str = "train", limit: int | None = None) -
 # The domain contract (the names every domain module exposes)
 
 NAME = "math"
+
+
+def difficulty(question: str, reasoning: str) -> str | None:
+    """A sample's difficulty: its number of computation steps (calculator annotations); None without any."""
+    steps = reasoning.count("<<")
+    return f"{steps} steps" if steps else None
+
+
 GENERATOR_INSTRUCTION = "Write a new grade-school math problem like this example."
 # Draws beyond n allowed to find n distinct questions before the difficulty is judged too narrow.
 _MAX_DRAWS_PER_EXAMPLE = 16

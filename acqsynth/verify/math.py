@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from acqsynth.domains.math import format_number, parse_number, question_quantities, solve_word_problem
+from acqsynth.domains.math import answers_match, format_number, parse_number, question_quantities, solve_word_problem
 from acqsynth.domains.sample import Verdict
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
@@ -242,3 +242,34 @@ def verify_batch(questions: Sequence[str], reasonings: Sequence[str], answers: S
         verify_math_sample(question, reasoning, answer, rules)
         for question, reasoning, answer in zip(questions, reasonings, answers, strict=True)
     ]
+
+
+def answer_model_vote(votes: Sequence[str | None], answer: str, min_agreement: float) -> Verdict:
+    """The answer model's k answers (None: no answer) against the sample's: verified when one value alone has the
+    most votes, at least `min_agreement` of all k, and it is the sample's answer (compared by value)."""
+    if not votes:
+        raise ValueError("votes must not be empty")
+    if not 0 < min_agreement <= 1:
+        raise ValueError(f"min_agreement must be in (0, 1], got {min_agreement}")
+    clusters: list[tuple[str, int]] = []  # (the first vote of a value, its count)
+    for vote in votes:
+        if vote is None:
+            continue
+        match = next((i for i, (text, _) in enumerate(clusters) if answers_match(vote, text)), None)
+        if match is None:
+            clusters.append((vote, 1))
+        else:
+            clusters[match] = (clusters[match][0], clusters[match][1] + 1)
+    k = len(votes)
+    clusters.sort(key=lambda cluster: -cluster[1])
+    if not clusters:
+        return Verdict(False, f"answer model: none of the {k} answers is a value")
+    (top, top_votes), rest = clusters[0], clusters[1:]
+    if rest and rest[0][1] == top_votes:
+        return Verdict(False, f"answer model: no clear majority ({top} and {rest[0][0]} tie at {top_votes}/{k})")
+    if top_votes / k < min_agreement:
+        return Verdict(False, f"answer model: no clear majority ({top} has {top_votes}/{k}, below "
+                              f"{min_agreement:g})")
+    if not answers_match(top, answer):
+        return Verdict(False, f"answer model: answers {top} ({top_votes}/{k}), not {answer.strip()}")
+    return Verdict(True, "")

@@ -4,9 +4,32 @@ verifier. GRPO rollouts and the standalone generate and verify stages all go thr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 
+from acqsynth.config import PROCEDURAL, PipelineConfig
 from acqsynth.domains.sample import Verdict, format_score, parse_sample
+from acqsynth.verify.math import MathRules
+
+
+@dataclass(frozen=True)
+class VerifyRules:
+    """What the domain verifiers check, as params.yaml's `verify` section and the target's data source say."""
+
+    workers: int = 1  # sandboxed programs at once (code)
+    math: MathRules = field(default_factory=MathRules)
+    max_mutants: int = 8  # code
+
+
+def verify_rules(config: PipelineConfig, domain: str | None = None) -> VerifyRules:
+    """The rules for `domain` (default: the target): the reference solver for procedural math, grounding with the
+    allowed constants for real math."""
+    cfg = config.verify
+    procedural = config.prepare.sources[domain or config.domain] == PROCEDURAL
+    math = MathRules(grounding=cfg.math.grounding, real_data=not procedural,
+                     constants=frozenset(Fraction(str(c)) for c in cfg.math.allowed_constants) if not procedural
+                     else frozenset(), reference_solver=procedural)
+    return VerifyRules(workers=cfg.workers, math=math, max_mutants=cfg.code.max_mutants)
 
 
 @dataclass(frozen=True)
@@ -21,13 +44,14 @@ class SampleCheck:
 
 
 def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
-                 workers: int = 1) -> list[Verdict]:
-    """The domain's verifier over a batch; code runs `workers` sandboxed programs at once."""
+                 rules: VerifyRules | None = None) -> list[Verdict]:
+    """The domain's verifier over a batch, under `rules` (default: `VerifyRules()`)."""
+    rules = rules or VerifyRules()
     questions, reasonings, answers = list(questions), list(reasonings), list(answers)
     if domain == "math":
         from acqsynth.verify.math import verify_batch as verify_math
 
-        return verify_math(questions, reasonings, answers)
+        return verify_math(questions, reasonings, answers, rules.math)
     if domain == "mcq":
         from acqsynth.verify.mcq import verify_batch as verify_mcq
 
@@ -35,20 +59,20 @@ def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str
     if domain == "code":
         from acqsynth.verify.code import verify_batch as verify_code
 
-        return verify_code(questions, reasonings, answers, workers=workers)
+        return verify_code(questions, reasonings, answers, workers=rules.workers, max_mutants=rules.max_mutants)
     raise ValueError(f"domain: expected math, mcq or code, got {domain!r}")
 
 
-def check_samples(texts: Sequence[str], domain: str, workers: int = 1) -> list[SampleCheck]:
+def check_samples(texts: Sequence[str], domain: str, rules: VerifyRules | None = None) -> list[SampleCheck]:
     parsed = [parse_sample(text) for text in texts]
     ok = [sample for sample in parsed if sample.ok]
     verdicts = iter(verify_batch(domain, [s.question for s in ok], [s.reasoning for s in ok], [s.answer for s in ok],
-                                 workers))
+                                 rules))
     checks = []
     for text, sample in zip(texts, parsed, strict=True):
         score = format_score(text)
         if not sample.ok:
-            checks.append(SampleCheck(False, False, f"parse failed: {sample.error}", score, None, None, None))
+            checks.append(SampleCheck(False, False, f"parse: {sample.error}", score, None, None, None))
             continue
         verdict = next(verdicts)
         checks.append(SampleCheck(True, verdict.verified, verdict.reason, score, sample.question, sample.reasoning,
