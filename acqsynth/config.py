@@ -197,14 +197,51 @@ class GenerateConfig(_Strict):
     min_parse_rate: float = Field(0.5, ge=0, le=1)
 
 
-class SelfConsistencyConfig(_Strict):
-    """The method's answer-model vote on medical questions: the base student answers each verified question k
-    times; a clear majority for another option relabels (or rejects) the sample. k = 0 turns it off."""
+class AnswerModelConfig(_Strict):
+    """The method's answer-model vote (its relabelling): a model answers each verified question k times, and a
+    clear majority (one answer alone has the most votes and at least `min_agreement` of the k) must agree with the
+    sample's answer. Math: real formats only (procedural questions have the reference solver), a disagreement
+    rejects. Medical: a majority for another option relabels or rejects (`mode`). k = 0 turns it off; its cost
+    (questions, generations, seconds) is in metrics/verify.json."""
 
     samples: int = Field(0, ge=0)
     mode: Literal["relabel", "reject"] = "reject"
     min_agreement: float = Field(0.6, gt=0, le=1)
     temperature: float = Field(1.0, gt=0)
+    model: str = Field("student", description="'student' (the base student) or a local model directory / hub id")
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        return _check_source(value, "student", "model directory")
+
+
+# The unit facts a real solution may use without stating them: 1 (one whole, one more), 2 (a pair, halves),
+# 4 (quarters, weeks in a month), 7 (days in a week), 12 (months in a year, a dozen), 24 (hours in a day), 30 (days
+# in a month), 52 (weeks in a year), 60 (minutes in an hour, seconds in a minute), 100 and 0.01 (percent, cents in a
+# dollar), 365 (days in a year), 1000 (grams in a kilogram, metres in a kilometre).
+UNIT_CONSTANTS = (1, 2, 4, 7, 12, 24, 30, 52, 60, 100, 365, 1000, 0.01)
+
+
+class MathVerifyConfig(_Strict):
+    """Math checks beyond the arithmetic (acqsynth.verify.math). The reference solver always checks procedural
+    data; real data has `allowed_constants` and the answer model instead."""
+
+    grounding: bool = True
+    allowed_constants: tuple[int | float, ...] = UNIT_CONSTANTS
+
+
+class CodeVerifyConfig(_Strict):
+    max_mutants: int = Field(8, ge=0, description="simple mutants of the solution that the tests must tell apart "
+                             "(at least one rejected); 0 turns the check off")
+
+
+class CopiesConfig(_Strict):
+    """A generated question that copies a seed, pool, pretrain or eval question is rejected: the same normalised
+    text, or an embedding cosine of at least `cosine_threshold` with the same numbers (numbers decide a question's
+    answer: 'Tom has 5 apples...' and 'Tom has 6 apples...' are different problems)."""
+
+    cosine_threshold: float | None = Field(0.97, gt=0, le=1, description="null: normalised text only")
 
 
 class VerifyConfig(_Strict):
@@ -213,7 +250,10 @@ class VerifyConfig(_Strict):
     sandbox_missing_layers: MissingLayers = Field(
         "refuse", description="where the host lacks an essential sandbox layer (seccomp; as root, the sandbox's "
         "own uid): refuse to run generated code, or warn once and run with the weaker guarantee it names")
-    self_consistency: SelfConsistencyConfig = SelfConsistencyConfig()
+    math: MathVerifyConfig = MathVerifyConfig()
+    code: CodeVerifyConfig = CodeVerifyConfig()
+    copies: CopiesConfig = CopiesConfig()
+    answer_model: AnswerModelConfig = AnswerModelConfig()
 
 
 class AcquisitionScoreConfig(_Strict):
@@ -369,6 +409,8 @@ PROFILES["paper"] = {
                       "beta": 0.04, "max_completion_length": 512, "checkpoint_every": 50, "use_vllm": True,
                       "reward": {"weights": {"confidence": 1.0}, "normalisation": "none", "format_weight": 0.1}},
     "generate": {"backend": "vllm", "n_samples": 1500, "batch_size": 64, "max_new_tokens": 512},
+    # Real GSM8K: the answer model (the base student) votes on every kept sample.
+    "verify": {"answer_model": {"samples": 4}},
     "acquisition_score": {"batch_size": 8, "max_length": 2048, "max_new_tokens": 512},
     "select": {"source": "synthetic", "method": "all", "budget": 1000},
     "finetune": {"epochs": 5.0, "learning_rate": 2e-5, "batch_size": 8, "max_length": 2048, "checkpoint_every": 200},

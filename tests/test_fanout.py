@@ -149,7 +149,7 @@ def test_verification_fanned_out_on_ray(local_ray, tmp_path):
     pd.testing.assert_frame_equal(frame, expected)
     assert _store_files(store) == _store_files(default_store)
     assert 0 < frame["verified"].sum() < len(frame)
-    assert frame["reason"].str.startswith("parse failed").any()
+    assert frame["reason"].str.startswith("parse: ").any()
 
 
 def test_stages_on_ray_write_the_artifacts_of_the_default_runner(local_ray, smoke_workspace, tmp_path):

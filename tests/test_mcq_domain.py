@@ -399,7 +399,7 @@ def test_format_question_checks_the_option_count():
         format_question("Q", list("abcde"))
 
 
-def test_self_consistency_in_the_verify_stage_relabels_or_rejects(smoke_workspace, tmp_path):
+def test_answer_model_in_the_verify_stage_relabels_or_rejects(smoke_workspace, tmp_path):
     """The verify stage on medical samples with the answer model's vote: every kept row carries the majority
     letter (relabel) or was dropped with a self-consistency reason (reject)."""
     import shutil
@@ -423,12 +423,12 @@ def test_self_consistency_in_the_verify_stage_relabels_or_rejects(smoke_workspac
         "answer": [e.answer for e in examples]}))
     for mode in ("reject", "relabel"):
         config = resolve({**profile_params("smoke"), "domain": "mcq",
-                          "verify": {"self_consistency": {"samples": 3, "mode": mode, "min_agreement": 0.6}}})
+                          "verify": {"answer_model": {"samples": 3, "mode": mode, "min_agreement": 0.6}}})
         stages.verify(config, layout)
         kept = artifacts.read_table(layout.verified)
         rejected = artifacts.read_table(layout.verified.with_name("rejected.parquet"))
         assert len(kept) + len(rejected) == len(examples)
-        assert rejected["reason"].str.startswith(("self-consistency", "question is in the evaluation split")).all()
+        assert rejected["reason"].str.startswith(("answer model: ", "copy: ")).all()
         if mode == "reject":
             assert (kept["answer"] == [next(e.answer for e in examples if e.question == q)
                                        for q in kept["question"]]).all()

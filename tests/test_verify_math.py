@@ -4,8 +4,9 @@ from fractions import Fraction
 import pytest
 
 from acqsynth.domains.math import MathDifficulty, generate_arithmetic_drills, generate_word_problems, load_gsm8k
+from acqsynth.domains.math import solve_word_problem
 from acqsynth.domains.sample import Verdict
-from acqsynth.verify.math import check_annotations, evaluate_expression, verify_batch, verify_math_sample
+from acqsynth.verify.math import MathRules, check_annotations, evaluate_expression, verify_batch, verify_math_sample
 from tests.conftest import SHARED_DATASETS
 
 GSM8K = SHARED_DATASETS / "gsm8k"
@@ -128,22 +129,25 @@ def test_check_annotations_never_raises_on_random_annotations():
 # --- sample verdicts -------------------------------------------------------------------------------------------
 
 
+QUESTION = "Tom has 5 apples. He buys 3 more and gives away 2. How many apples does he have?"
+
+
 @pytest.mark.parametrize(
     ("question", "reasoning", "answer", "reason"),
     [
-        ("Tom has 5 apples...", REASONING, "6", ""),
-        ("Tom has 5 apples...", REASONING, "6.0", ""),
-        ("   ", REASONING, "6", "empty question"),
-        ("Tom has 5 <answer>6</answer>", REASONING, "6", "question contains answer markup"),
-        ("How many? #### 6", REASONING, "6", "question contains answer markup"),
-        ("How many? <<5+3=8>>", REASONING, "6", "question contains answer markup"),
-        ("How many?", REASONING, "six", "answer not numeric: 'six'"),
-        ("How many?", "Tom has 8 apples, then 6.", "6", "no calculator annotation"),
-        ("How many?", REASONING.replace("=6>>", "=7>>"), "7", "annotation wrong: <<8-2=7>> computes 6"),
-        ("How many?", "<<6*y=6>>", "6", "annotation wrong: <<6*y=6>> computes nothing (name 'y' is not allowed)"),
-        ("How many?", REASONING, "8", "answer 8 differs from last computed value 6"),
-        ("How many?", "<<10/3=3.33>>", "3.33", ""),
-        ("How many?", "<<1/3=0.33>>", "0.5", "answer 0.5 differs from last computed value 1/3"),
+        (QUESTION, REASONING, "6", ""),
+        (QUESTION, REASONING, "6.0", ""),
+        ("   ", REASONING, "6", "format: empty question"),
+        ("Tom has 5 <answer>6</answer>", REASONING, "6", "format: question contains answer markup"),
+        ("How many? #### 6", REASONING, "6", "format: question contains answer markup"),
+        ("How many? <<5+3=8>>", REASONING, "6", "format: question contains answer markup"),
+        (QUESTION, REASONING, "six", "format: answer not numeric: 'six'"),
+        (QUESTION, "Tom has 8 apples, then 6.", "6", "format: no calculator annotation"),
+        (QUESTION, REASONING.replace("=6>>", "=7>>"), "7", "annotation: <<8-2=7>> computes 6"),
+        (QUESTION, "<<6*y=6>>", "6", "annotation: <<6*y=6>> computes nothing (name 'y' is not allowed)"),
+        (QUESTION, REASONING, "8", "answer: 8 differs from the last computed value 6"),
+        ("Share 10 among 3.", "<<10/3=3.33>>", "3.33", ""),
+        ("Share 1 among 3.", "<<1/3=0.33>>", "0.5", "answer: 0.5 differs from the last computed value 1/3"),
     ],
 )
 def test_verify_math_sample_reasons(question, reasoning, answer, reason):
@@ -151,7 +155,7 @@ def test_verify_math_sample_reasons(question, reasoning, answer, reason):
 
 
 def test_verify_batch_is_verify_math_sample_of_each():
-    samples = [("How many?", REASONING, "6"), ("How many?", REASONING, "8"), ("", REASONING, "6")]
+    samples = [(QUESTION, REASONING, "6"), (QUESTION, REASONING, "8"), ("", REASONING, "6")]
     questions, reasonings, answers = (list(column) for column in zip(*samples))
     assert verify_batch(questions, reasonings, answers) == [verify_math_sample(*sample) for sample in samples]
     assert verify_batch([], [], []) == []
@@ -173,7 +177,8 @@ DIFFICULTIES = [
 @pytest.mark.parametrize("difficulty", DIFFICULTIES, ids=str)
 def test_every_generated_problem_verifies(generate, difficulty):
     problems = generate(150, difficulty, seed=42)
-    rejected = [(p, verify_math_sample(p.question, p.reasoning, p.answer)) for p in problems]
+    rules = MathRules(reference_solver=generate is generate_word_problems)  # the solver reads word problems only
+    rejected = [(p, verify_math_sample(p.question, p.reasoning, p.answer, rules)) for p in problems]
     rejected = [(p.question, v.reason) for p, v in rejected if not v.verified]
     assert rejected == []
 
@@ -182,7 +187,7 @@ def test_tampered_generated_problem_is_rejected():
     problem = generate_word_problems(1, MathDifficulty(min_steps=2, max_steps=2), seed=0)[0]
     wrong_answer = str(int(problem.answer) + 1)
     verdict = verify_math_sample(problem.question, problem.reasoning, wrong_answer)
-    assert verdict.reason == f"answer {wrong_answer} differs from last computed value {problem.answer}"
+    assert verdict.reason == f"answer: {wrong_answer} differs from the last computed value {problem.answer}"
 
 
 # --- real GSM8K ------------------------------------------------------------------------------------------------
@@ -197,7 +202,8 @@ def test_real_gsm8k_every_annotation_is_checked_and_the_exceptions_are_listed():
     wrong = [(pid, c.markup, c.error) for pid, c in checks if not c.ok]
     rounded = [(pid, c.markup) for pid, c in checks if c.rounded]
     without_annotation = [p.id for p in records if "<<" not in p.reasoning]
-    verdicts = verify_batch([p.question for p in records], [p.reasoning for p in records], [p.answer for p in records])
+    verdicts = verify_batch([p.question for p in records], [p.reasoning for p in records], [p.answer for p in records],
+                            MathRules(grounding=False))
     verified = sum(verdict.verified for verdict in verdicts)
     print(
         f"GSM8K: {len(records)} records, {len(checks)} annotations, {len(wrong)} wrong, {len(rounded)} rounded, "
@@ -212,5 +218,99 @@ def test_real_gsm8k_every_annotation_is_checked_and_the_exceptions_are_listed():
     # Real solutions sometimes end on a step written without an annotation, which the sample rule rejects.
     assert len(without_annotation) == 113, without_annotation
     assert verified == 8209
-    rejected = {verdict.reason.split(" ")[0] for verdict in verdicts if not verdict.verified}
-    assert rejected == {"no", "answer"}, rejected  # "no calculator annotation", "answer .. differs from last .."
+    rejected = {verdict.reason.split(":")[0] for verdict in verdicts if not verdict.verified}
+    assert rejected == {"format", "answer"}, rejected  # "no calculator annotation", "answer .. differs from last .."
+
+
+# --- meaning: grounding, the answer, the reference solver ------------------------------------------------------
+
+TOM = "Tom has 5 apples. Tom gives away 3 apples. How many apples does Tom have left?"
+PROCEDURAL = MathRules(reference_solver=True)
+REAL = MathRules(real_data=True, constants=frozenset({Fraction(60), Fraction(12)}))
+
+
+@pytest.mark.parametrize(
+    ("question", "reasoning", "answer", "rules", "reason"),
+    [
+        (TOM, "Tom has 5 - 3 = <<5-3=2>>2 apples left.", "2", PROCEDURAL, ""),
+        # The issue's example: right arithmetic, wrong operation; only the reference solver sees it.
+        (TOM, "Tom has 5 + 3 = <<5+3=8>>8 apples.", "8", PROCEDURAL, "reference: the question's answer is 2, not 8"),
+        # A quantity that is not in the question.
+        (TOM, "Tom has 5 - 4 = <<5-4=1>>1 apple left.", "1", PROCEDURAL,
+         "grounding: 4 in <<5-4=1>> is neither stated in the question nor computed earlier"),
+        # Another problem's reasoning and answer.
+        (TOM, "Ann has 7 * 2 = <<7*2=14>>14 pencils.", "14", PROCEDURAL,
+         "grounding: 7 in <<7*2=14>> is neither stated in the question nor computed earlier"),
+        # The answer is an intermediate value of the reasoning.
+        ("Tom has 5 apples. Then Tom buys 3 more apples. Tom gives away 2 apples. How many apples does Tom have "
+         "left?", "Tom has 5 + 3 = <<5+3=8>>8 apples.\nTom has 8 - 2 = <<8-2=6>>6 apples left.", "8", PROCEDURAL,
+         "answer: 8 differs from the last computed value 6"),
+        # The last step dropped: every annotation grounded and the answer is the last one, but not the question's.
+        ("Tom has 5 apples. Then Tom buys 3 more apples. Tom gives away 2 apples. How many apples does Tom have "
+         "left?", "Tom has 5 + 3 = <<5+3=8>>8 apples.", "8", PROCEDURAL,
+         "reference: the question's answer is 6, not 8"),
+        # A question outside the templates' grammar is unverifiable, never passed.
+        ("Tom has 5 apples and eats 3 of them. How many are left?", "Tom has 5 - 3 = <<5-3=2>>2 left.", "2",
+         PROCEDURAL, "reference: unverifiable question (cannot read the opening 'Tom has 5 apples and eats 3 of "
+                     "them.')"),
+        ("Tom has 5 apples. Ann gives away 3 apples. How many apples does Tom have left?",
+         "Tom has 5 - 3 = <<5-3=2>>2 left.", "2", PROCEDURAL,
+         "reference: unverifiable question ('Ann gives away 3 apples.' is about Ann, but Tom holds the apples)"),
+        ("Tom has 2 apples. Tom gives away 3 apples. How many apples does Tom have left?",
+         "<<3-2=1>>", "1", PROCEDURAL, "reference: unverifiable question ('Tom gives away 3 apples.' takes 3 of 2)"),
+        # A last computation from constants alone answers nothing the question asks.
+        ("Tom works 2 hours. How many minutes is that?", "2 * 60 = <<2*60=120>>120. So <<60/12=5>>5.", "5", REAL,
+         "answer: the last computation <<60/12=5>> uses none of the question's quantities"),
+        # Real data: a unit constant and a fact the reasoning states in an earlier clause are grounded.
+        ("Tom works 2 hours at $3 a minute. How much does he earn?",
+         "Tom works 2 * 60 = <<2*60=120>>120 minutes. He earns 120 * 3 = <<120*3=360>>360.", "360", REAL, ""),
+        ("Ann has 4 dimes. How many cents does she have?",
+         "A dime is 10 cents. So 4 * 10 = <<4*10=40>>40 cents.", "40", REAL, ""),
+        # ... but not one that first appears in the computation itself, nor a constant in procedural data.
+        ("Ann has 4 dimes. How many cents does she have?", "So 4 * 10 = <<4*10=40>>40 cents.", "40", REAL,
+         "grounding: 10 in <<4*10=40>> is neither stated in the question nor computed earlier"),
+        ("Tom works 2 hours. How many minutes?", "2 * 60 = <<2*60=120>>120.", "120", MathRules(),
+         "grounding: 60 in <<2*60=120>> is neither stated in the question nor computed earlier"),
+        # Number words, shares and percentages are stated quantities.
+        ("Half of the twelve eggs broke. 25% of the rest were sold. How many were sold?",
+         "12 / 2 = <<12/2=6>>6 remain. 6 * 0.25 = <<6*0.25=1.5>>1.5", "1.5", MathRules(), ""),
+    ],
+)
+def test_math_meaning_checks(question, reasoning, answer, rules, reason):
+    assert verify_math_sample(question, reasoning, answer, rules) == Verdict(reason == "", reason)
+
+
+@pytest.mark.parametrize("difficulty", DIFFICULTIES, ids=str)
+def test_reference_solver_reads_every_template(difficulty):
+    problems = generate_word_problems(200, difficulty, seed=7)
+    solutions = [solve_word_problem(p.question) for p in problems]
+    assert [(s.answer, s.steps) for s in solutions] == [(int(p.answer), p.reasoning.count("<<")) for p in problems]
+
+
+def test_mismatched_procedural_pairs_are_rejected():
+    problems = generate_word_problems(300, MathDifficulty(), seed=3)
+    shifted = problems[1:] + problems[:1]
+    verdicts = verify_batch([p.question for p in problems], [o.reasoning for o in shifted],
+                            [o.answer for o in shifted], PROCEDURAL)
+    passed = [p.question for p, v, o in zip(problems, verdicts, shifted) if v.verified and p.answer != o.answer]
+    assert passed == []
+
+
+@pytest.mark.skipif(not GSM8K.is_dir(), reason="../shared/datasets/gsm8k is absent")
+def test_real_gsm8k_with_grounding():
+    """Clean real GSM8K under the real-data rules, and its questions paired with the next record's solution."""
+    from acqsynth.config import UNIT_CONSTANTS
+
+    records = load_gsm8k(str(GSM8K), split="train") + load_gsm8k(str(GSM8K), split="test")
+    rules = MathRules(real_data=True, constants=frozenset(Fraction(str(c)) for c in UNIT_CONSTANTS))
+    clean = verify_batch([p.question for p in records], [p.reasoning for p in records], [p.answer for p in records],
+                         rules)
+    shifted = records[1:] + records[:1]
+    mismatched = verify_batch([p.question for p in records], [o.reasoning for o in shifted],
+                              [o.answer for o in shifted], rules)
+    clean_rate = sum(v.verified for v in clean) / len(records)
+    mismatched_rate = sum(v.verified for v in mismatched) / len(records)
+    print(f"GSM8K with grounding: clean {clean_rate:.4f}, mismatched pairs {mismatched_rate:.4f}")
+    # Without grounding 93.4% of clean records and 93.4% of mismatched pairs pass (the test above).
+    assert mismatched_rate < 0.25
+    assert clean_rate > 0.85

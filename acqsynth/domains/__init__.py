@@ -1,5 +1,6 @@
 """The three verifiable domains: math, mcq (medical multiple choice) and code. Each module exposes the same names:
-NAME, GENERATOR_INSTRUCTION, procedural_examples, load_examples, extract_answer and answers_match."""
+NAME, GENERATOR_INSTRUCTION, procedural_examples, load_examples, extract_answer, answers_match and difficulty
+(what a generated sample should share with its seed: math steps, the medical skill, the code family)."""
 
 from __future__ import annotations
 

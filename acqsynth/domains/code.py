@@ -244,6 +244,26 @@ FAMILIES: dict[str, Callable[[random.Random], _Task]] = {
     "clamp": _clamp,
 }
 _MAX_ATTEMPTS = 1000
+# Function names that carry their constants (`add_3`, `count_e`, `clamp_2_9`) -> their family.
+_NAMED_FAMILIES = (
+    (re.compile(r"(add|subtract|times|is_multiple_of|repeat)_\d+"), r"\1_k"),
+    (re.compile(r"count_[a-z]"), "count_char"),
+    (re.compile(r"clamp_\d+_\d+"), "clamp"),
+)
+_FUNCTION_NAME_RE = re.compile(r"Write a function ([A-Za-z_]\w*)\(")
+
+
+def difficulty(question: str, reasoning: str) -> str | None:
+    """A task's difficulty: its procedural family, read from the function's name; None for other tasks."""
+    match = _FUNCTION_NAME_RE.match(question)
+    if match is None:
+        return None
+    name = match[1]
+    for pattern, family in _NAMED_FAMILIES:
+        if pattern.fullmatch(name):
+            return pattern.sub(family, name)
+    return name if name in FAMILIES else None
+
 
 
 def _assert_line(name: str, args: tuple[object, ...], expected: object) -> str:

@@ -349,6 +349,148 @@ def _word_problem(rng: random.Random, difficulty: MathDifficulty, problem_id: st
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The reference solver: reads a question written in the grammar of the templates above and computes its answer,
+# independently of any reasoning. One pattern per template (and per opening), each next to what it means; a
+# question that strays from them is unreadable, never guessed at.
+
+_NAME = r"[A-Z][a-z]+"
+_WORD = r"[a-z]+"
+_NUMBER = r"\d+"
+_OPENINGS = (
+    (re.compile(rf"(?P<x>{_NAME}) buys (?P<a>{_NUMBER}) bags? of (?P<things>{_WORD}), with (?P<b>{_NUMBER}) "
+                rf"(?P<thing>{_WORD}) in each bag"), "bags"),
+    (re.compile(rf"(?P<x>{_NAME}) (?:{'|'.join(_START_VERBS)}) (?P<a>{_NUMBER}) (?P<thing>{_WORD})"), "start"),
+)
+# (pattern, operation, who the holder is afterwards: "x" stays, "y" the sentence's other name)
+_STEP_PATTERNS = (
+    (re.compile(rf"Then (?P<x>{_NAME}) buys (?P<b>{_NUMBER}) more (?P<thing>{_WORD})"), "+", "x"),
+    (re.compile(rf"(?P<y>{_NAME}) gives (?P<x>{_NAME}) (?P<b>{_NUMBER}) (?P<thing>{_WORD})"), "+", "x"),
+    (re.compile(rf"(?P<x>{_NAME}) gives away (?P<b>{_NUMBER}) (?P<thing>{_WORD})"), "-", "x"),
+    (re.compile(rf"(?P<x>{_NAME}) (?:{'|'.join(_TAKE_AWAY_VERBS)}) (?P<b>{_NUMBER}) of the (?P<thing>{_WORD})"),
+     "-", "x"),
+    (re.compile(rf"(?P<y>{_NAME}) has (?P<b>{_NUMBER}) times as many (?P<thing>{_WORD}) as (?P<x>{_NAME})"), "*",
+     "y"),
+    (re.compile(rf"(?P<x>{_NAME}) trades each (?P<thing>{_WORD}) for (?P<b>{_NUMBER}) (?P<new>{_WORD})"), "*", "x"),
+    (re.compile(rf"(?P<x>{_NAME}) shares the (?P<thing>{_WORD}) equally among (?P<b>{_NUMBER}) friends, and "
+                rf"(?P<y>{_NAME}) is one of them"), "/", "y"),
+    (re.compile(rf"(?P<x>{_NAME}) puts the (?P<thing>{_WORD}) into (?P<b>{_NUMBER}) equal piles and keeps one "
+                "pile"), "/", "x"),
+)
+_ASK_RE = re.compile(rf"How many (?P<thing>{_WORD}) does (?P<x>{_NAME}) (?:have now|have left|have|get|keep)\?")
+_SENTENCE_RE = re.compile(r"[^.?]+[.?]")
+_NOUN_FORMS = {form: singular for singular, plural in _OBJECTS for form in (singular, plural)}
+
+
+@dataclass(frozen=True)
+class WordProblemSolution:
+    answer: Fraction
+    steps: int  # computations the answer needs: the question's difficulty
+
+
+def _object(word: str) -> str:
+    if word not in _NOUN_FORMS:
+        raise ValueError(f"unknown object {word!r}")
+    return _NOUN_FORMS[word]
+
+
+def solve_word_problem(question: str) -> WordProblemSolution:
+    """The answer of a question in the templates' grammar; ValueError saying which sentence it cannot read, or why
+    the story is impossible (more taken than held, an unequal share)."""
+    sentences = [sentence.strip() for sentence in _SENTENCE_RE.findall(question)]
+    if " ".join(sentences) != " ".join(question.split()):
+        raise ValueError("text after the last sentence")
+    if len(sentences) < 2:
+        raise ValueError("expected an opening sentence, steps and a question")
+    *story, ask = sentences
+    opening = next(((match, kind) for pattern, kind in _OPENINGS
+                    if (match := pattern.fullmatch(story[0].rstrip("."))) is not None), None)
+    if opening is None or not story[0].endswith("."):
+        raise ValueError(f"cannot read the opening {story[0]!r}")
+    match, kind = opening
+    holder, thing, value = match["x"], _object(match["thing"]), Fraction(int(match["a"]))
+    steps = 0
+    if kind == "bags":
+        if _object(match["things"]) != thing:
+            raise ValueError(f"the bags hold {match['things']}, not {match['thing']}")
+        value, steps = value * int(match["b"]), 1
+    for sentence in story[1:]:
+        step = next(((found, op, after) for pattern, op, after in _STEP_PATTERNS
+                     if sentence.endswith(".") and (found := pattern.fullmatch(sentence[:-1])) is not None), None)
+        if step is None:
+            raise ValueError(f"cannot read the step {sentence!r}")
+        found, op, after = step
+        if found["x"] != holder:
+            raise ValueError(f"{sentence!r} is about {found['x']}, but {holder} holds the {thing}s")
+        if _object(found["thing"]) != thing:
+            raise ValueError(f"{sentence!r} is about {found['thing']}, but {holder} holds {thing}s")
+        if "y" in found.groupdict() and found["y"] == holder:
+            raise ValueError(f"{sentence!r} names {holder} twice")
+        b = int(found["b"])
+        if op == "+":
+            value += b
+        elif op == "-":
+            if b > value:
+                raise ValueError(f"{sentence!r} takes {b} of {value}")
+            value -= b
+        elif op == "*":
+            value *= b
+        else:
+            if b == 0 or value % b:
+                raise ValueError(f"{sentence!r} shares {value} into {b} unequal parts")
+            value /= b
+        if after == "y":
+            holder = found["y"]
+        if "new" in found.groupdict():
+            thing = _object(found["new"])
+        steps += 1
+    asked = _ASK_RE.fullmatch(ask)
+    if asked is None:
+        raise ValueError(f"cannot read the question {ask!r}")
+    if asked["x"] != holder or _object(asked["thing"]) != thing:
+        raise ValueError(f"{ask!r} asks about {asked['x']}'s {asked['thing']}, but {holder} holds the {thing}s")
+    if steps == 0:
+        raise ValueError("no computation: nothing happens to the opening quantity")
+    return WordProblemSolution(value, steps)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Quantities a question states: numerals (also as a share for `25%`), fractions, and number words
+
+_NUMERAL_RE = re.compile(r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d)|(?<![\w\d])\.\d+")
+_PERCENT_RE = re.compile(r"\s*(?:%|percent\b)")
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "million": 1000000,
+    "dozen": 12, "dozens": 12, "twice": 2, "double": 2, "pair": 2, "triple": 3, "thrice": 3,
+}
+# Words that state a divisor: "half" states 2 and 1/2.
+_SHARE_WORDS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
+                "fifth": 5, "tenth": 10}
+
+
+def question_quantities(text: str) -> set[Fraction]:
+    """Every quantity `text` states: `48`, `$1,000`, `2.5`, `25%` (25 and 1/4), `3/4` (3, 4 and 3/4), `twelve`,
+    `a dozen`, `half` (2 and 1/2)."""
+    quantities: set[Fraction] = set()
+    for match in _NUMERAL_RE.finditer(text):
+        value = Fraction(match[0].replace(",", ""))
+        quantities.add(value)
+        if _PERCENT_RE.match(text, match.end()):
+            quantities.add(value / 100)
+    for match in _FRACTION_RE.finditer(text):
+        if int(match[2]):
+            quantities.add(Fraction(int(match[1]), int(match[2])))
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _NUMBER_WORDS:
+            quantities.add(Fraction(_NUMBER_WORDS[word]))
+        elif word in _SHARE_WORDS:
+            quantities |= {Fraction(_SHARE_WORDS[word]), Fraction(1, _SHARE_WORDS[word])}
+    return quantities
+
+
 def _problem_rngs(n: int, seed: int) -> Iterator[tuple[int, random.Random]]:
     # One rng per problem: asking for more problems leaves the first ones unchanged.
     if n < 0:
@@ -927,6 +1069,14 @@ def load_examples(source: str, split: str = "train", limit: int | None = None) -
 # The domain contract (the names every domain module exposes)
 
 NAME = "math"
+
+
+def difficulty(question: str, reasoning: str) -> str | None:
+    """A sample's difficulty: its number of computation steps (calculator annotations); None without any."""
+    steps = reasoning.count("<<")
+    return f"{steps} steps" if steps else None
+
+
 GENERATOR_INSTRUCTION = "Write a new grade-school math problem like this example."
 # Draws beyond n allowed to find n distinct questions before the difficulty is judged too narrow.
 _MAX_DRAWS_PER_EXAMPLE = 16

@@ -205,6 +205,12 @@ def kb_judgement(question: str) -> KbJudgement | None:
     return None
 
 
+def difficulty(question: str, reasoning: str) -> str | None:
+    """A question's difficulty: its knowledge-base skill (`class_of`, ...); None for a question in no KB form."""
+    judgement = kb_judgement(question)
+    return judgement.skill if judgement is not None else None
+
+
 def kb_answer(question: str) -> str | None:
     """The letter the KB says is correct; None if the question is in no template form, names an unknown drug or
     condition in its stem, or has no option or more than one option that the KB holds true."""

@@ -1,5 +1,7 @@
 """Verification of code samples: static checks that the question's tests are non-trivial and that the answer is
-a real solution, then the answer and the tests run together in the sandbox.
+a real solution, then the answer and the tests run together in the sandbox, and then the tests must determine the
+function: they reject at least one simple mutant of the answer (a constant changed by one, an operator swapped,
+the value returned replaced by the first argument), run in the sandbox the same way.
 
 A generated sample carries its tests in the question: a statement naming the function (`add_3(x)`), a `Tests:`
 line, then asserts only. Reasons name the part that failed; `tests: line N` counts the lines of the
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass, replace
 
 from acqsynth.domains.code import SENTINEL_PREFIX, TESTS_HEADER, ran_to_end, test_program
 from acqsynth.domains.sample import Verdict
@@ -91,8 +94,73 @@ def _answer_problem(answer: str, name: str) -> str | None:
     return None
 
 
-def _prepare(question: str, reasoning: str, answer: str) -> str | Verdict:
-    """The program to run in the sandbox, or the verdict of the static check that rejected the sample."""
+# Each operator's mutant: the nearest other operator, so that a mutant stays a plausible wrong function.
+_SWAPPED_OPERATORS: dict[type, type] = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
+    ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.And: ast.Or, ast.Or: ast.And,
+}
+
+
+def _function(module: ast.Module, name: str) -> ast.FunctionDef:
+    return next(node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == name)
+
+
+def _mutation_points(tree: ast.Module, name: str) -> list[tuple]:
+    """(kind, node[, index]) of every place in the function `name` that a simple mutant changes, in walk order."""
+    points: list[tuple] = []
+    for node in ast.walk(_function(tree, name)):
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            points.append(("constant", node))
+        elif isinstance(node, (ast.BinOp, ast.BoolOp)) and type(node.op) in _SWAPPED_OPERATORS:
+            points.append(("operator", node))
+        elif isinstance(node, ast.Compare):
+            points += [("compare", node, i) for i, op in enumerate(node.ops) if type(op) in _SWAPPED_OPERATORS]
+        elif isinstance(node, ast.Return) and node.value is not None:
+            points.append(("return", node))
+    return points
+
+
+def mutants(answer: str, name: str, limit: int) -> list[str]:
+    """Up to `limit` distinct single-point mutants of the function `name` in `answer`, in source order: a number
+    constant plus one, an operator swapped (`_SWAPPED_OPERATORS`), a returned value replaced by the first
+    argument."""
+    original = ast.unparse(ast.parse(answer))
+    found: list[str] = []
+    for index in range(len(_mutation_points(ast.parse(answer), name))):
+        if len(found) >= limit:
+            break
+        tree = ast.parse(answer)  # a fresh tree per mutant; the walk order finds point `index` again
+        point = _mutation_points(tree, name)[index]
+        kind, node = point[0], point[1]
+        if kind == "constant":
+            node.value = node.value + 1
+        elif kind == "operator":
+            node.op = _SWAPPED_OPERATORS[type(node.op)]()
+        elif kind == "compare":
+            node.ops[point[2]] = _SWAPPED_OPERATORS[type(node.ops[point[2]])]()
+        else:
+            arguments = _function(tree, name).args.args
+            if not arguments:
+                continue
+            node.value = ast.Name(arguments[0].arg, ast.Load())
+        source = ast.unparse(ast.fix_missing_locations(tree))
+        if source != original and source not in found:
+            found.append(source)
+    return found
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A sample that passed the static checks: its program, and its tests and function for the mutants."""
+
+    program: str
+    tests: str
+    name: str
+
+
+def _prepare(question: str, reasoning: str, answer: str) -> _Prepared | Verdict:
+    """What to run in the sandbox, or the verdict of the static check that rejected the sample."""
     if not reasoning.strip():
         return Verdict(False, "reasoning: empty")
     header = _TESTS_LINE_RE.search(question)
@@ -110,7 +178,7 @@ def _prepare(question: str, reasoning: str, answer: str) -> str | Verdict:
     problem = _tests_problem(module, name) or _answer_problem(answer, name)
     if problem is not None:
         return Verdict(False, problem)
-    return test_program(answer, tests)
+    return _Prepared(test_program(answer, tests), tests, name)
 
 
 def _sandbox_verdict(program: str, result: SandboxResult) -> Verdict:
@@ -127,21 +195,50 @@ def verify_batch(
     answers: list[str],
     workers: int = 1,
     limits: SandboxLimits | None = None,
+    max_mutants: int = 8,
     missing_layers: MissingLayers = "refuse",
 ) -> list[Verdict]:
-    """The verdict of each sample; the samples that pass the static checks run in the sandbox, `workers` at once."""
+    """The verdict of each sample; the samples that pass the static checks run in the sandbox, `workers` at once,
+    and then up to `max_mutants` mutants of each that passed (0: no mutant check)."""
     if not len(questions) == len(reasonings) == len(answers):
         raise ValueError(
             f"questions, reasonings and answers differ in length: {len(questions)}, {len(reasonings)}, {len(answers)}"
         )
+    limits = limits or SandboxLimits()
     prepared = [_prepare(q, r, a) for q, r, a in zip(questions, reasonings, answers)]
-    programs = [item for item in prepared if isinstance(item, str)]
-    results = iter(run_programs(programs, limits or SandboxLimits(), workers, missing_layers))
-    return [_sandbox_verdict(item, next(results)) if isinstance(item, str) else item for item in prepared]
+    runnable = [item for item in prepared if isinstance(item, _Prepared)]
+    results = iter(run_programs([item.program for item in runnable], limits, workers, missing_layers))
+    verdicts = {id(item): _sandbox_verdict(item.program, next(results)) for item in runnable}
+    if max_mutants:
+        passing = [(item, answer) for item, answer in zip(prepared, answers)
+                   if isinstance(item, _Prepared) and verdicts[id(item)].verified]
+        # Every mutant of every passing sample in one sandbox batch.
+        programs = [(item, [test_program(mutant, item.tests) for mutant in mutants(answer, item.name, max_mutants)])
+                    for item, answer in passing]
+        # A mutant that runs far longer than its original is told apart already: a shorter leash keeps the
+        # cost of mutants that loop forever small.
+        leash = replace(limits, cpu_seconds=min(limits.cpu_seconds, 2), wall_seconds=min(limits.wall_seconds, 4.0))
+        outcomes = iter(run_programs([program for _, group in programs for program in group], leash, workers,
+                                     missing_layers))
+        for item, group in programs:
+            killed = sum(not _sandbox_verdict(program, next(outcomes)).verified for program in group)
+            verdicts[id(item)] = _mutants_verdict(item.name, len(group), killed)
+    return [verdicts[id(item)] if isinstance(item, _Prepared) else item for item in prepared]
 
 
-def verify_code_sample(question: str, reasoning: str, answer: str, limits: SandboxLimits | None = None) -> Verdict:
-    return verify_batch([question], [reasoning], [answer], limits=limits)[0]
+def _mutants_verdict(name: str, tried: int, killed: int) -> Verdict:
+    if tried == 0:
+        return Verdict(False, f"tests: {name} has no constant, operator or return value to mutate, so nothing shows "
+                              "that the tests determine it")
+    if killed == 0:
+        return Verdict(False, f"tests: pass all {tried} simple mutants of {name} (a changed constant, operator or "
+                              "return value), so they do not determine the function")
+    return Verdict(True, "")
+
+
+def verify_code_sample(question: str, reasoning: str, answer: str, limits: SandboxLimits | None = None,
+                       max_mutants: int = 8) -> Verdict:
+    return verify_batch([question], [reasoning], [answer], limits=limits, max_mutants=max_mutants)[0]
 
 
 def grade_solutions(

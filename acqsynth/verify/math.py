@@ -1,15 +1,28 @@
-"""Verification of math samples: every calculator annotation `<<expr=value>>` is recomputed exactly, safely, and the
-answer must be the last computed value."""
+"""Verification of math samples: that the answer answers the question, not only that the arithmetic is right.
+
+In order, each check naming itself in the rejection reason ("<check>: <detail>"):
+- format: a question without answer markup, a numeric answer, at least one calculator annotation;
+- annotation: every `<<expr=value>>` recomputed exactly and safely;
+- grounding: every number an annotation starts from is a quantity the question states, or the result of an earlier
+  annotation; for real data (GSM8K, NuminaMath) also a number the reasoning states in an earlier clause (a fact it
+  brings in: "A dime is 10 cents.") or one of the allowed unit constants (`MathRules.constants`). Procedural
+  questions state every quantity, so neither is allowed there;
+- answer: the answer is the value of the last annotation, and that annotation builds on the question's quantities
+  (directly or through earlier results);
+- reference: for procedural data, the domain's reference solver reads the question with the grammar of its
+  templates and computes the answer independently; a question it cannot read is rejected as unverifiable.
+The answer model's vote on real data needs a model and runs in the verify stage (`acqsynth.stages`).
+"""
 
 from __future__ import annotations
 
 import ast
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
-from acqsynth.domains.math import format_number, parse_number
+from acqsynth.domains.math import answers_match, format_number, parse_number, question_quantities, solve_word_problem
 from acqsynth.domains.sample import Verdict
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
@@ -140,35 +153,123 @@ def check_annotations(reasoning: str) -> list[AnnotationCheck]:
     return [_check_annotation(match[1]) for match in _ANNOTATION_RE.finditer(reasoning)]
 
 
-def verify_math_sample(question: str, reasoning: str, answer: str) -> Verdict:
-    """Accept a sample only if every annotation is right and the answer is the last computed value."""
+@dataclass(frozen=True)
+class MathRules:
+    """What `verify_math_sample` checks beyond the format and the annotations (see the module docstring)."""
+
+    grounding: bool = True
+    real_data: bool = False  # allow stated-in-reasoning facts and `constants`
+    constants: frozenset[Fraction] = field(default_factory=frozenset)
+    reference_solver: bool = False
+
+
+_CLAUSE_END_RE = re.compile(r"[.;,:!?](?=\s)|\n")
+
+
+def _literals(expression: str) -> list[Fraction]:
+    """The number literals of an annotation's expression (already known to evaluate)."""
+    source = _LEADING_ZEROS_RE.sub("", expression.strip())
+    tree = ast.parse(source, mode="eval")
+    return [_literal(ast.get_source_segment(source, node) or repr(node.value)) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)]
+
+
+def _grounding_problem(question: str, reasoning: str, checks: list[AnnotationCheck], rules: MathRules) -> str:
+    """Why some annotation starts from a number that nothing grounds, or why the last one does not build on the
+    question; "" when every number is grounded."""
+    stated = question_quantities(question)
+    results: set[Fraction] = set()
+    builds_on_question = False
+    clause_starts = [0] + [match.end() for match in _CLAUSE_END_RE.finditer(reasoning)]
+    for match, check in zip(_ANNOTATION_RE.finditer(reasoning), checks, strict=True):
+        facts: set[Fraction] = set()
+        if rules.real_data:
+            clause = max(start for start in clause_starts if start <= match.start())
+            facts = question_quantities(_ANNOTATION_RE.sub(" ", reasoning[:clause])) | rules.constants
+        literals = _literals(check.expression)
+        for literal in literals:
+            if literal not in stated and literal not in results and literal not in facts:
+                return (f"grounding: {format_number(literal)} in {check.markup} is neither stated in the question nor "
+                        "computed earlier")
+        builds_on_question = any(literal in stated or literal in results for literal in literals)
+        results |= {check.computed, parse_number(check.claimed)}
+    if not builds_on_question:
+        return f"answer: the last computation {checks[-1].markup} uses none of the question's quantities"
+    return ""
+
+
+def verify_math_sample(question: str, reasoning: str, answer: str, rules: MathRules | None = None) -> Verdict:
+    """Accept a sample only if it passes every check of the module docstring that `rules` turns on."""
+    rules = rules or MathRules()
     if not question.strip():
-        return Verdict(False, "empty question")
+        return Verdict(False, "format: empty question")
     if any(markup in question for markup in _ANSWER_MARKUP):
-        return Verdict(False, "question contains answer markup")
+        return Verdict(False, "format: question contains answer markup")
     answer_value = parse_number(answer)
     if answer_value is None:
-        return Verdict(False, f"answer not numeric: {answer!r}")
+        return Verdict(False, f"format: answer not numeric: {answer!r}")
     checks = check_annotations(reasoning)
     if not checks:
-        return Verdict(False, "no calculator annotation")
+        return Verdict(False, "format: no calculator annotation")
     for check in checks:
         if not check.ok:
             computed = format_number(check.computed) if check.computed is not None else f"nothing ({check.error})"
-            return Verdict(False, f"annotation wrong: {check.markup} computes {computed}")
+            return Verdict(False, f"annotation: {check.markup} computes {computed}")
     last = checks[-1]
     # A rounded last step is answered with its rounded (claimed) value, as GSM8K does.
     accepted = {last.computed, parse_number(last.claimed)}
     if answer_value not in accepted:
         return Verdict(
-            False, f"answer {answer.strip()} differs from last computed value {format_number(last.computed)}"
+            False, f"answer: {answer.strip()} differs from the last computed value {format_number(last.computed)}"
         )
+    if rules.grounding and (problem := _grounding_problem(question, reasoning, checks, rules)):
+        return Verdict(False, problem)
+    if rules.reference_solver:
+        try:
+            solution = solve_word_problem(question)
+        except ValueError as error:
+            return Verdict(False, f"reference: unverifiable question ({error})")
+        if solution.answer != answer_value:
+            return Verdict(False, f"reference: the question's answer is {format_number(solution.answer)}, not "
+                                  f"{answer.strip()}")
     return Verdict(True, "")
 
 
-def verify_batch(questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str]) -> list[Verdict]:
+def verify_batch(questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
+                 rules: MathRules | None = None) -> list[Verdict]:
     """`verify_math_sample` of each (question, reasoning, answer); the domain contract's batch form."""
     return [
-        verify_math_sample(question, reasoning, answer)
+        verify_math_sample(question, reasoning, answer, rules)
         for question, reasoning, answer in zip(questions, reasonings, answers, strict=True)
     ]
+
+
+def answer_model_vote(votes: Sequence[str | None], answer: str, min_agreement: float) -> Verdict:
+    """The answer model's k answers (None: no answer) against the sample's: verified when one value alone has the
+    most votes, at least `min_agreement` of all k, and it is the sample's answer (compared by value)."""
+    if not votes:
+        raise ValueError("votes must not be empty")
+    if not 0 < min_agreement <= 1:
+        raise ValueError(f"min_agreement must be in (0, 1], got {min_agreement}")
+    clusters: list[tuple[str, int]] = []  # (the first vote of a value, its count)
+    for vote in votes:
+        if vote is None:
+            continue
+        match = next((i for i, (text, _) in enumerate(clusters) if answers_match(vote, text)), None)
+        if match is None:
+            clusters.append((vote, 1))
+        else:
+            clusters[match] = (clusters[match][0], clusters[match][1] + 1)
+    k = len(votes)
+    clusters.sort(key=lambda cluster: -cluster[1])
+    if not clusters:
+        return Verdict(False, f"answer model: none of the {k} answers is a value")
+    (top, top_votes), rest = clusters[0], clusters[1:]
+    if rest and rest[0][1] == top_votes:
+        return Verdict(False, f"answer model: no clear majority ({top} and {rest[0][0]} tie at {top_votes}/{k})")
+    if top_votes / k < min_agreement:
+        return Verdict(False, f"answer model: no clear majority ({top} has {top_votes}/{k}, below "
+                              f"{min_agreement:g})")
+    if not answers_match(top, answer):
+        return Verdict(False, f"answer model: answers {top} ({top_votes}/{k}), not {answer.strip()}")
+    return Verdict(True, "")

@@ -4,13 +4,35 @@ verifier. GRPO rollouts and the standalone generate and verify stages all go thr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from fractions import Fraction
 
+from acqsynth.config import PROCEDURAL, PipelineConfig
 from acqsynth.domains.sample import Verdict, format_score, parse_sample
+from acqsynth.verify.math import MathRules
+from acqsynth.verify.sandbox import MissingLayers
 
-if TYPE_CHECKING:
-    from acqsynth.verify.sandbox import MissingLayers
+
+@dataclass(frozen=True)
+class VerifyRules:
+    """What the domain verifiers check, as params.yaml's `verify` section and the target's data source say."""
+
+    workers: int = 1  # sandboxed programs at once (code)
+    missing_layers: MissingLayers = "refuse"  # code: where the host lacks an essential sandbox layer
+    math: MathRules = field(default_factory=MathRules)
+    max_mutants: int = 8  # code
+
+
+def verify_rules(config: PipelineConfig, domain: str | None = None) -> VerifyRules:
+    """The rules for `domain` (default: the target): the reference solver for procedural math, grounding with the
+    allowed constants for real math."""
+    cfg = config.verify
+    procedural = config.prepare.sources[domain or config.domain] == PROCEDURAL
+    math = MathRules(grounding=cfg.math.grounding, real_data=not procedural,
+                     constants=frozenset(Fraction(str(c)) for c in cfg.math.allowed_constants) if not procedural
+                     else frozenset(), reference_solver=procedural)
+    return VerifyRules(workers=cfg.workers, missing_layers=cfg.sandbox_missing_layers, math=math,
+                       max_mutants=cfg.code.max_mutants)
 
 
 @dataclass(frozen=True)
@@ -25,14 +47,14 @@ class SampleCheck:
 
 
 def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
-                 workers: int = 1, missing_layers: MissingLayers = "refuse") -> list[Verdict]:
-    """The domain's verifier over a batch; code runs `workers` sandboxed programs at once (missing_layers: see
-    acqsynth.verify.sandbox.run_program)."""
+                 rules: VerifyRules | None = None) -> list[Verdict]:
+    """The domain's verifier over a batch, under `rules` (default: `VerifyRules()`)."""
+    rules = rules or VerifyRules()
     questions, reasonings, answers = list(questions), list(reasonings), list(answers)
     if domain == "math":
         from acqsynth.verify.math import verify_batch as verify_math
 
-        return verify_math(questions, reasonings, answers)
+        return verify_math(questions, reasonings, answers, rules.math)
     if domain == "mcq":
         from acqsynth.verify.mcq import verify_batch as verify_mcq
 
@@ -40,21 +62,21 @@ def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str
     if domain == "code":
         from acqsynth.verify.code import verify_batch as verify_code
 
-        return verify_code(questions, reasonings, answers, workers=workers, missing_layers=missing_layers)
+        return verify_code(questions, reasonings, answers, workers=rules.workers, max_mutants=rules.max_mutants,
+                           missing_layers=rules.missing_layers)
     raise ValueError(f"domain: expected math, mcq or code, got {domain!r}")
 
 
-def check_samples(texts: Sequence[str], domain: str, workers: int = 1,
-                  missing_layers: MissingLayers = "refuse") -> list[SampleCheck]:
+def check_samples(texts: Sequence[str], domain: str, rules: VerifyRules | None = None) -> list[SampleCheck]:
     parsed = [parse_sample(text) for text in texts]
     ok = [sample for sample in parsed if sample.ok]
     verdicts = iter(verify_batch(domain, [s.question for s in ok], [s.reasoning for s in ok], [s.answer for s in ok],
-                                 workers, missing_layers))
+                                 rules))
     checks = []
     for text, sample in zip(texts, parsed, strict=True):
         score = format_score(text)
         if not sample.ok:
-            checks.append(SampleCheck(False, False, f"parse failed: {sample.error}", score, None, None, None))
+            checks.append(SampleCheck(False, False, f"parse: {sample.error}", score, None, None, None))
             continue
         verdict = next(verdicts)
         checks.append(SampleCheck(True, verdict.verified, verdict.reason, score, sample.question, sample.reasoning,
