@@ -224,10 +224,12 @@ UNIT_CONSTANTS = (1, 2, 4, 7, 12, 24, 30, 52, 60, 100, 365, 1000, 0.01)
 
 
 class MathVerifyConfig(_Strict):
-    """Math checks beyond the arithmetic (acqsynth.verify.math). The reference solver always checks procedural
-    data; real data has `allowed_constants` and the answer model instead."""
+    """Math checks beyond the arithmetic (acqsynth.verify.math). The reference solver checks procedural data
+    (`reference_solver: false` only for plumbing runs such as the smoke profile, whose barely trained generator
+    writes almost nothing the solver can read); real data has `allowed_constants` and the answer model instead."""
 
     grounding: bool = True
+    reference_solver: bool = True
     allowed_constants: tuple[int | float, ...] = UNIT_CONSTANTS
 
 
@@ -387,7 +389,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "policy_update": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 128,
                           "checkpoint_every": 1, "reward": {"verified_bonus": 0.1}},
         "generate": {"n_samples": 64, "batch_size": 16, "max_new_tokens": 128, "min_parse_rate": 0.0},
-        "verify": {"min_verified_rate": 0.0},
+        "verify": {"min_verified_rate": 0.0, "math": {"reference_solver": False}},
         "acquisition_score": {"max_new_tokens": 24, "proximity_clusters": 4},
         "finetune": {"epochs": 1.0, "batch_size": 8, "checkpoint_every": 1},
         "evaluate": {"max_new_tokens": 64},

@@ -30,7 +30,7 @@ def verify_rules(config: PipelineConfig, domain: str | None = None) -> VerifyRul
     procedural = config.prepare.sources[domain or config.domain] == PROCEDURAL
     math = MathRules(grounding=cfg.math.grounding, real_data=not procedural,
                      constants=frozenset(Fraction(str(c)) for c in cfg.math.allowed_constants) if not procedural
-                     else frozenset(), reference_solver=procedural)
+                     else frozenset(), reference_solver=procedural and cfg.math.reference_solver)
     return VerifyRules(workers=cfg.workers, missing_layers=cfg.sandbox_missing_layers, math=math,
                        max_mutants=cfg.code.max_mutants)
 
