@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +157,12 @@ def plan(root: Path, config: PipelineConfig, seeds: list[int] | None = None) -> 
     chosen = list(range(cfg.seeds)) if seeds is None else seeds
     runs = [(arm, seed) for seed in chosen for arm in arms(config)]
     if "acqsyn_combined" in {arm.name for arm in arms(config)}:
-        transfer = transfer_arms(root, config)
-        runs = [(transfer[0], 0), *runs, *[(arm, seed) for seed in chosen for arm in transfer[1:]]]
-        runs += [(arm, seed) for seed in chosen if seed < min(cfg.size_seeds, cfg.seeds) for arm in size_arms(config)]
+        if cfg.transfer_student is not None:
+            transfer = transfer_arms(root, config)
+            runs = [(transfer[0], 0), *runs, *[(arm, seed) for seed in chosen for arm in transfer[1:]]]
+        if cfg.sizes:
+            runs += [(arm, seed) for seed in chosen if seed < min(cfg.size_seeds, cfg.seeds)
+                     for arm in size_arms(config)]
     return runs
 
 
@@ -260,19 +264,24 @@ def run_arm(root: Path, config: PipelineConfig, arm: Arm, seed: int,
 
 
 def data_summary(layout: Layout) -> dict[str, Any]:
-    """Size and diversity of the data an arm fine-tuned on: mean pairwise cosine distance of the questions'
-    MiniLM embeddings, and the share of distinct question 4-grams."""
+    """Size, diversity and difficulty of the data an arm fine-tuned on: mean pairwise cosine distance of the
+    questions' MiniLM embeddings, the share of distinct question 4-grams, and each difficulty's share."""
     from acqsynth.acquisition.embeddings import embedder
 
-    selected = artifacts.read_table(layout.selected, ["question"])
+    from acqsynth.domains import domain_module
+
+    selected = artifacts.read_table(layout.selected, ["domain", "question", "reasoning"])
     questions = list(selected["question"])
+    kinds = Counter(domain_module(domain).difficulty(question, reasoning) or "unknown"
+                    for domain, question, reasoning in zip(selected["domain"], questions, selected["reasoning"]))
     embeddings = embedder("minilm", None).embed(questions)
     similarity = embeddings @ embeddings.T
     n = len(questions)
     mean_distance = float(1 - (similarity.sum() - np.trace(similarity)) / (n * (n - 1))) if n > 1 else 0.0
     grams = [tuple(words[i : i + 4]) for words in (q.split() for q in questions) for i in range(len(words) - 3)]
     return {"n": n, "embedding_diversity": mean_distance,
-            "distinct_4grams": len(set(grams)) / len(grams) if grams else 0.0}
+            "distinct_4grams": len(set(grams)) / len(grams) if grams else 0.0,
+            "difficulty_mix": {kind: count / n for kind, count in sorted(kinds.items())}}
 
 
 # -- statistics and the report --------------------------------------------------------------------------------------
@@ -301,7 +310,10 @@ def results_table(results: list[dict[str, Any]], domain: str) -> pd.DataFrame:
                "accuracy": evaluation["in_domain"]["after_accuracy"],
                "verified_rate": verify.get("verified_rate"), "n_data": data.get("n"),
                "embedding_diversity": data.get("embedding_diversity"),
-               "distinct_4grams": data.get("distinct_4grams")}
+               "distinct_4grams": data.get("distinct_4grams"), "copy_rate": verify.get("copy_rate"),
+               "reference_confirmed_rate": verify.get("reference_confirmed_rate"),
+               "difficulty_matches_seed_rate": verify.get("difficulty_matches_seed_rate")}
+        row |= {f"difficulty_{kind}": share for kind, share in (data.get("difficulty_mix") or {}).items()}
         for other, values in evaluation["forgetting"].items():
             row[f"forgetting_{other}"] = values["drop"]
         rows.append(row)
@@ -435,6 +447,28 @@ def control_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+AUDIT_COLUMNS = {"verified_rate": "verified rate", "copy_rate": "copy rate",
+                 "reference_confirmed_rate": "kept answers the reference solver confirms",
+                 "difficulty_matches_seed_rate": "difficulty matches the seed's"}
+
+
+def audit_markdown(table: pd.DataFrame) -> str:
+    """Per arm, means over seeds: what verification kept (the verify stage's audit, synthetic arms only) and the
+    difficulty mix of the data the student was fine-tuned on (every arm)."""
+    mix = sorted(column for column in table.columns if column.startswith("difficulty_")
+                 and column not in AUDIT_COLUMNS)
+    header = ["arm", *AUDIT_COLUMNS.values(), *[f"fine-tuning data: {c.removeprefix('difficulty_')}" for c in mix]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for arm, group in table.groupby("arm", sort=False):
+        audit = [group[column].dropna().mean() if column in group else float("nan") for column in AUDIT_COLUMNS]
+        # A seed whose data has no sample of a difficulty has share 0 there, not a missing value.
+        shares = [group[column].fillna(0).mean() if group["n_data"].notna().any() else float("nan")
+                  for column in mix]
+        lines.append(f"| {arm} | " + " | ".join("—" if math.isnan(value) else f"{100 * value:.1f}%"
+                                               for value in [*audit, *shares]) + " |")
+    return "\n".join(lines)
+
+
 def summary_markdown(summary: pd.DataFrame, base_accuracy: float, reference: str = "original") -> str:
     forgetting = [column for column in summary.columns if column.startswith("forgetting_")]
     header = ["arm", "seeds", "in-domain accuracy % (CI95)", f"vs {reference}, pts (CI95)",
@@ -538,6 +572,13 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         summary_markdown(summary, base_accuracy),
         "",
         "![accuracy per arm](accuracy.png)",
+        "",
+        "## What each arm's data is",
+        "",
+        "Verification's audit of the kept samples (means over seeds; copies are counted over parsed samples) and the "
+        "difficulty mix of the samples the student was fine-tuned on.",
+        "",
+        audit_markdown(main),
         "",
     ]
     if primary:

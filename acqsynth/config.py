@@ -332,10 +332,12 @@ class CompareConfig(_Strict):
     # still reach the full budget.
     oversample: float = Field(3.0, ge=1.0, description="generated samples per budgeted sample (some fail verify)")
     rejection_n: int = Field(4, ge=2, description="best-of-N: N x the generated samples, the top `budget` kept")
-    sizes: tuple[int, ...] = (250, 500, 1000, 2000)
+    sizes: tuple[int, ...] = Field((250, 500, 1000, 2000), description="the size curve's synthetic set sizes; "
+                                   "empty: no size curve")
     size_seeds: int = Field(1, ge=1)
-    transfer_student: TinyModelConfig = TinyModelConfig(hidden_size=128, num_layers=4, num_heads=4,
-                                                        intermediate_size=384)
+    transfer_student: TinyModelConfig | None = Field(
+        TinyModelConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=384),
+        description="student B of the cross-model transfer arms; null: no transfer arms")
     arms: tuple[str, ...] | None = Field(None, description="run only these arms; null runs all")
     workers: int = Field(2, ge=1, description="runs at a time, each in its own process with an equal share of the "
                          "cores (on tiny models two 1-thread runs do 1.3x the work of one 2-thread run)")

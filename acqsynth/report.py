@@ -45,6 +45,24 @@ def save_figure(figure, path: Path) -> None:
     artifacts.promote(staged, path)
 
 
+def audit_markdown(verify: dict[str, Any]) -> list[str]:
+    """What the kept data is (metrics/verify.json): copies, the reference solver's agreement, the difficulty mix
+    and how often a sample's difficulty matches its seed's, and what the answer model cost."""
+    by_split = ", ".join(f"{split} {count}" for split, count in verify["copies_by_split"].items())
+    lines = ["## What the kept data is", "", "| quantity | value |", "|---|---|",
+             f"| copy rate (copies of seed/pool/pretrain/eval questions, over parsed samples) | "
+             f"{_pct(verify['copy_rate'])}{f' ({by_split})' if by_split else ''} |"]
+    if "reference_confirmed_rate" in verify:
+        lines.append(f"| kept answers the reference solver confirms | {_pct(verify['reference_confirmed_rate'])} |")
+    lines.append(f"| difficulty matches the seed's | {_pct(verify['difficulty_matches_seed_rate'])} |")
+    lines += [f"| difficulty {kind} | {_pct(share)} |" for kind, share in verify["difficulty_mix"].items()]
+    if verify["answer_model"]:
+        cost = verify["answer_model"]
+        lines.append(f"| answer model `{cost['model']}` | {cost['generations']} generations for {cost['questions']} "
+                     f"questions, {cost['seconds']:.1f} s |")
+    return [*lines, ""]
+
+
 def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]]) -> str:
     build, policy, evaluation = metrics["build_models"], metrics["policy_update"], metrics["evaluate"]
     domain = config.domain
@@ -78,9 +96,10 @@ def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]])
         *[f"| {key.removeprefix('mean_')} | {value:.4g} |" for key, value in metrics["acquisition_score"].items()
           if key.startswith("mean_") and value is not None],
         "",
-        f"GRPO reward: {dict(config.policy_update.reward.weights)} with `{config.policy_update.reward.normalisation}` "
-        "normalisation over each batch.",
+        f"GRPO reward (`{config.policy_update.reward.mode}`): {dict(config.policy_update.reward.weights)} with "
+        f"`{config.policy_update.reward.normalisation}` normalisation within each GRPO group.",
         "",
+        *audit_markdown(metrics["verify"]),
         "## Rejected samples by reason",
         "",
         "| reason | count |",

@@ -74,6 +74,21 @@ def test_difference_from_original_is_paired_by_seed():
     assert "| acqsyn_combined | 3 | 55.0 ± " in table and "forgetting mcq" in table
 
 
+def test_audit_table_averages_each_arms_data_over_seeds():
+    results = [_result("original", 0, 0.4), _result("original", 1, 0.5), _result("random_pool", 0, 0.5)]
+    results[0]["metrics"]["verify"] |= {"copy_rate": 0.02, "reference_confirmed_rate": 1.0}
+    results[1]["metrics"]["verify"] |= {"copy_rate": 0.04, "reference_confirmed_rate": 1.0}
+    results[0]["data"]["difficulty_mix"] = {"1 steps": 0.75, "2 steps": 0.25}
+    results[1]["data"]["difficulty_mix"] = {"1 steps": 1.0}
+    results[2]["metrics"] = {key: value for key, value in results[2]["metrics"].items() if key != "verify"}
+    results[2]["data"]["difficulty_mix"] = {"1 steps": 0.5, "2 steps": 0.5}
+    table = compare.audit_markdown(compare.results_table(results, "math")).splitlines()
+    assert table[0] == ("| arm | verified rate | copy rate | kept answers the reference solver confirms | difficulty "
+                        "matches the seed's | fine-tuning data: 1 steps | fine-tuning data: 2 steps |")
+    assert table[2] == "| original | 50.0% | 3.0% | 100.0% | — | 87.5% | 12.5% |"
+    assert table[3] == "| random_pool | — | — | — | — | 50.0% | 50.0% |"
+
+
 def test_a_computed_run_is_reused_until_an_input_changes(tmp_path):
     config = _config()
     for path in ("data/prepared/seed.parquet", "models/base/student/config.json", "data/seed_centroids.npz"):
@@ -152,6 +167,15 @@ def test_plan_shares_seeds_out(tmp_path):
     assert shared_out == set(names)
     assert all(("student_b", 0) in {(arm.name, seed) for arm, seed in part} for part in parts)
     assert compare.completed_results(tmp_path, config) == []
+
+
+def test_plan_without_transfer_student_or_sizes_runs_only_the_arms(tmp_path):
+    config = _config(arms=["original", "acqsyn_combined"])
+    config = config.model_copy(update={"compare": config.compare.model_copy(
+        update={"transfer_student": None, "sizes": ()})})
+    runs = compare.plan(tmp_path, config)
+    assert [(arm.name, seed) for arm, seed in runs] == [
+        (name, seed) for seed in range(config.compare.seeds) for name in ("original", "acqsyn_combined")]
 
 
 def test_waves_run_each_run_after_the_runs_it_links(tmp_path):

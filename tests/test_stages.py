@@ -25,6 +25,18 @@ def test_every_stage_wrote_its_artifacts(smoke_workspace):
     assert (layout.root / "reports" / "policy_rewards.png").stat().st_size > 0
 
 
+def test_report_audits_the_kept_data(smoke_workspace):
+    layout = Layout(smoke_workspace)
+    verify = artifacts.read_json(layout.metrics / "verify.json")
+    report = layout.report.read_text()
+    assert f"| copy rate (copies of seed/pool/pretrain/eval questions, over parsed samples) | " \
+           f"{100 * verify['copy_rate']:.1f}%" in report
+    assert "| difficulty matches the seed's | " in report
+    for kind, share in verify["difficulty_mix"].items():
+        assert f"| difficulty {kind} | {100 * share:.1f}% |" in report
+    assert ("kept answers the reference solver confirms" in report) == ("reference_confirmed_rate" in verify)
+
+
 def test_splits_are_disjoint(smoke_workspace):
     layout = Layout(smoke_workspace)
     questions = {split: set(artifacts.read_table(layout.split(split))["question"]) for split in stages.SPLITS}
