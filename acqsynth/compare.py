@@ -257,23 +257,23 @@ def run_arm(root: Path, config: PipelineConfig, arm: Arm, seed: int,
     metrics = {stage: run_stage(stage, arm_config, layout) for stage in arm.stages}
     result = {"arm": arm.name, "group": arm.group, "seed": seed, "description": arm.description,
               "overrides": arm.overrides, "metrics": metrics,
-              "data": data_summary(layout) if layout.selected.exists() else None,
+              "data": data_summary(layout, arm_config.domain) if layout.selected.exists() else None,
               "fingerprint": run_fingerprint(root, config, arm, seed)}
     artifacts.write_json(workspace / "result.json", result)
     return result | {"reused": False}
 
 
-def data_summary(layout: Layout) -> dict[str, Any]:
+def data_summary(layout: Layout, domain: str) -> dict[str, Any]:
     """Size, diversity and difficulty of the data an arm fine-tuned on: mean pairwise cosine distance of the
     questions' MiniLM embeddings, the share of distinct question 4-grams, and each difficulty's share."""
     from acqsynth.acquisition.embeddings import embedder
 
     from acqsynth.domains import domain_module
 
-    selected = artifacts.read_table(layout.selected, ["domain", "question", "reasoning"])
+    selected = artifacts.read_table(layout.selected, ["question", "reasoning"])
     questions = list(selected["question"])
     kinds = Counter(domain_module(domain).difficulty(question, reasoning) or "unknown"
-                    for domain, question, reasoning in zip(selected["domain"], questions, selected["reasoning"]))
+                    for question, reasoning in zip(questions, selected["reasoning"]))
     embeddings = embedder("minilm", None).embed(questions)
     similarity = embeddings @ embeddings.T
     n = len(questions)

@@ -74,6 +74,20 @@ def test_difference_from_original_is_paired_by_seed():
     assert "| acqsyn_combined | 3 | 55.0 ± " in table and "forgetting mcq" in table
 
 
+def test_data_summary_gives_size_diversity_and_difficulty_mix(tmp_path):
+    from acqsynth import artifacts
+
+    layout = Layout(tmp_path)
+    reasonings = ["5 + 3 = <<5+3=8>>8", "9 - 2 = <<9-2=7>>7", "2 * 3 = <<2*3=6>>6\n6 + 1 = <<6+1=7>>7", "no steps"]
+    artifacts.write_table(layout.selected, pd.DataFrame({
+        "id": ["a", "b", "c", "d"], "source": "synthetic", "selection_score": 0.0, "answer": ["8", "7", "7", "1"],
+        "question": ["Tom has 5 pens and buys 3 more.", "Ann has 9 cups and breaks 2.",
+                     "Sam buys 2 boxes of 3 eggs and finds 1 more.", "What is one?"], "reasoning": reasonings}))
+    summary = compare.data_summary(layout, "math")
+    assert summary["n"] == 4 and 0 < summary["embedding_diversity"] < 1 and 0 < summary["distinct_4grams"] <= 1
+    assert summary["difficulty_mix"] == {"1 steps": 0.5, "2 steps": 0.25, "unknown": 0.25}
+
+
 def test_audit_table_averages_each_arms_data_over_seeds():
     results = [_result("original", 0, 0.4), _result("original", 1, 0.5), _result("random_pool", 0, 0.5)]
     results[0]["metrics"]["verify"] |= {"copy_rate": 0.02, "reference_confirmed_rate": 1.0}
