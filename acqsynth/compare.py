@@ -314,6 +314,8 @@ def results_table(results: list[dict[str, Any]], domain: str) -> pd.DataFrame:
                "reference_confirmed_rate": verify.get("reference_confirmed_rate"),
                "difficulty_matches_seed_rate": verify.get("difficulty_matches_seed_rate")}
         row |= {f"difficulty_{kind}": share for kind, share in (data.get("difficulty_mix") or {}).items()}
+        for kind, values in evaluation["in_domain"].get("by_difficulty", {}).items():
+            row |= {f"before_{kind}": values["before_accuracy"], f"accuracy_{kind}": values["after_accuracy"]}
         for other, values in evaluation["forgetting"].items():
             row[f"forgetting_{other}"] = values["drop"]
         rows.append(row)
@@ -469,6 +471,19 @@ def audit_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def difficulty_markdown(table: pd.DataFrame) -> str:
+    """In-domain accuracy per difficulty after fine-tuning, per arm (mean over seeds), under the base student's."""
+    kinds = sorted(column.removeprefix("accuracy_") for column in table.columns if column.startswith("accuracy_"))
+    if not kinds:
+        return ""
+    lines = ["| arm | " + " | ".join(kinds) + " |", "|" + "---|" * (len(kinds) + 1),
+             "| base student | " + " | ".join(f"{100 * table[f'before_{kind}'].mean():.1f}%" for kind in kinds) + " |"]
+    for arm, group in table.groupby("arm", sort=False):
+        lines.append(f"| {arm} | " + " | ".join(f"{100 * group[f'accuracy_{kind}'].mean():.1f}%" for kind in kinds)
+                     + " |")
+    return "\n".join(lines)
+
+
 def summary_markdown(summary: pd.DataFrame, base_accuracy: float, reference: str = "original") -> str:
     forgetting = [column for column in summary.columns if column.startswith("forgetting_")]
     header = ["arm", "seeds", "in-domain accuracy % (CI95)", f"vs {reference}, pts (CI95)",
@@ -567,7 +582,8 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         f"Wall time: {seconds / 60:.1f} min on {len(os.sched_getaffinity(0))} cores, {config.compare.workers} runs at "
         f"a time. Budget: {config.compare.budget} samples per arm; "
         f"{config.compare.seeds} seeds per arm; accuracy on {int(_eval_n(results))} held-out {config.domain} "
-        "questions; intervals are 95% t-intervals over seeds (the difference from `original` is paired by seed).",
+        f"questions of the `{config.evaluate.split}` split; intervals are 95% t-intervals over seeds (the difference "
+        "from `original` is paired by seed).",
         "",
         summary_markdown(summary, base_accuracy),
         "",
@@ -581,6 +597,9 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         audit_markdown(main),
         "",
     ]
+    if by_difficulty := difficulty_markdown(main):
+        sections += ["## In-domain accuracy by difficulty", "",
+                     "After fine-tuning, mean over seeds; the first row is the base student.", "", by_difficulty, ""]
     if primary:
         sections += ["## Primary comparisons: paired bootstrap over seeds and questions, Holm-corrected", "",
                      "Each interval is drawn at its Holm level (95% family-wise); *detectable* is the smallest true "

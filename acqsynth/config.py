@@ -80,7 +80,22 @@ class PrepareConfig(_Strict):
     n_eval: int = Field(200, ge=1)
     n_pool: int = Field(500, ge=0)
     n_pretrain: int = Field(2000, ge=1)
+    # The confirmatory split, drawn from a stream of its own (its size shifts no other split) and stratified by
+    # difficulty; `evaluate.split: test` scores on it. 2000 in the target domain and 500 per forgetting domain
+    # make a 3-point difference detectable with 8 seeds.
+    n_test: dict[DomainName, int] = Field(default_factory=lambda: {"math": 2000, "mcq": 500, "code": 500},
+                                          description="per domain; 0: no test split for that domain")
     difficulty: MathDifficultyConfig = MathDifficultyConfig()
+
+    @field_validator("n_test")
+    @classmethod
+    def _test_sizes(cls, value: dict[str, int]) -> dict[str, int]:
+        missing = [name for name in DOMAIN_NAMES if name not in value]
+        if missing:
+            raise ValueError(f"expected a size for every domain {list(DOMAIN_NAMES)}; missing {missing}")
+        if negative := {name: n for name, n in value.items() if n < 0}:
+            raise ValueError(f"expected sizes >= 0, got {negative}")
+        return value
 
     @field_validator("sources")
     @classmethod
@@ -318,6 +333,8 @@ class FinetuneConfig(_Strict):
 
 
 class EvaluateConfig(_Strict):
+    split: Literal["eval", "test"] = Field("eval", description="eval while designing; test (prepare.n_test) for a "
+                                           "confirmatory run, scored once")
     batch_size: int = Field(64, ge=1)
     max_new_tokens: int = Field(96, ge=4)
 
@@ -376,6 +393,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         # Small numbers and one step, so that even a model pre-trained for seconds writes some verified samples.
         "prepare": {"n_seed": 16, "n_eval": 16, "n_pool": 16, "n_pretrain": 200,
+                    "n_test": {"math": 16, "mcq": 16, "code": 16},
                     "difficulty": {"max_steps": 1, "max_value": 9}},
         "build_models": {
             "vocab_size": 600,
@@ -408,7 +426,10 @@ PROFILES["paper"] = {
     # The paper's scale: hub models and data sets (download them first; `acqsynth check --profile paper`), GPUs.
     "prepare": {"sources": {"math": "openai/gsm8k", "mcq": "openlifescienceai/medmcqa",
                             "code": "google-research-datasets/mbpp"},
-                "n_seed": 500, "n_eval": 500, "n_pool": 2000, "n_pretrain": 1},
+                # What the sources' test splits hold beyond the eval rows: GSM8K 1319, MedMCQA's labelled
+                # validation 4183, MBPP 500 (all of it eval).
+                "n_seed": 500, "n_eval": 500, "n_pool": 2000, "n_pretrain": 1,
+                "n_test": {"math": 800, "mcq": 2000, "code": 0}},
     "build_models": {"generator": _PAPER_MODEL, "student": _PAPER_MODEL, "max_length": 2048, "probe_samples": 64,
                      "probe_max_new_tokens": 512},
     "policy_update": {"max_steps": 500, "prompts_per_step": 8, "num_generations": 4, "learning_rate": 1e-6,

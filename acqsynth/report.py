@@ -89,6 +89,14 @@ def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]])
         *[f"| {other} | forgetting | {_pct(values['before_accuracy'])} | {_pct(values['after_accuracy'])} | "
           f"{-100 * values['drop']:+.1f} pts | {values['n']} |" for other, values in evaluation["forgetting"].items()],
         "",
+        f"In domain by difficulty ({evaluation['split']} split):",
+        "",
+        "| difficulty | before | after | change | n |",
+        "|---|---|---|---|---|",
+        *[f"| {kind} | {_pct(values['before_accuracy'])} | {_pct(values['after_accuracy'])} | "
+          f"{100 * (values['after_accuracy'] - values['before_accuracy']):+.1f} pts | {values['n']} |"
+          for kind, values in in_domain["by_difficulty"].items()],
+        "",
         "## Acquisition rewards of the verified samples (mean, on the base student)",
         "",
         "| reward | mean |",

@@ -9,6 +9,7 @@ Each returns the metrics it wrote (also saved as metrics/<stage>.json).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import re
 import shutil
@@ -32,7 +33,7 @@ from acqsynth.resume import ShardMapper, ShardStore, checkpoint_dir, fingerprint
 
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "tests", "source"]
 VERIFY_SHARD_SIZE = 256
-SPLITS = ("seed", "eval", "pool", "pretrain")
+SPLITS = ("seed", "eval", "pool", "pretrain", "test")
 STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
           "select", "finetune", "evaluate", "report")
 SHARDED_STAGES = ("generate", "verify", "acquisition_score")  # take a `map_shards` to fan their shards out
@@ -107,7 +108,7 @@ def _examples(examples: list[Example], domain: str, source: str) -> pd.DataFrame
 
 
 def _domain_splits(config: PipelineConfig, domain: str) -> dict[str, pd.DataFrame]:
-    """Seed, pool, pretrain and eval examples of one domain, with disjoint questions."""
+    """Seed, pool, pretrain, eval and test examples of one domain, with disjoint questions."""
     cfg = config.prepare
     module = domain_module(domain)
     source = cfg.sources[domain]
@@ -129,22 +130,62 @@ def _domain_splits(config: PipelineConfig, domain: str) -> dict[str, pd.DataFram
         )
     train_examples = random.Random(seed).sample(train_examples, in_domain)
     label = "procedural" if source == PROCEDURAL else source
-    return {
+    splits = {
         "seed": _examples(train_examples[: cfg.n_seed], domain, label),
         "pool": _examples(train_examples[cfg.n_seed : cfg.n_seed + cfg.n_pool], domain, label),
         "pretrain": _examples(train_examples[cfg.n_seed + cfg.n_pool :], domain, label),
         "eval": _examples(eval_examples[: cfg.n_eval], domain, label),
     }
+    taken = {question for frame in splits.values() for question in frame["question"]}
+    return splits | {"test": _examples(_test_examples(config, domain, taken), domain, label)}
+
+
+# The test stream's seed, apart from the other splits' (data_seed + the domain's index).
+TEST_STREAM = 1_000_003
+
+
+def _test_examples(config: PipelineConfig, domain: str, taken: set[str]) -> list[Example]:
+    """`prepare.n_test` examples for the confirmatory split: procedural ones from a stream of their own, real ones
+    from the source's test split after its eval rows; none whose question another split holds; stratified by
+    difficulty (`difficulty_of`), taken in turn from each difficulty so that each is as equally represented as the
+    stream allows."""
+    cfg = config.prepare
+    n, source = cfg.n_test[domain], cfg.sources[domain]
+    if n == 0:
+        return []
+    module = domain_module(domain)
+    if source == PROCEDURAL:
+        extra = {"difficulty": module.MathDifficulty(**cfg.difficulty.model_dump())} if domain == "math" else {}
+        stream = module.procedural_examples(4 * n, seed=config.data_seed + DOMAIN_NAMES.index(domain) + TEST_STREAM,
+                                            **extra)
+    else:
+        stream = unique_questions(module.load_examples(source, split="test"))[cfg.n_eval :]
+    strata: dict[str, list[Example]] = {}
+    for example in stream:
+        if example.question not in taken:
+            strata.setdefault(difficulty_of(domain, example.question, example.reasoning, example.skill),
+                              []).append(example)
+    queues = [strata[kind] for kind in sorted(strata)]
+    chosen: list[Example] = []
+    while len(chosen) < n and any(queues):
+        chosen += [queue.pop(0) for queue in queues if queue][: n - len(chosen)]
+    if len(chosen) < n:
+        raise ValueError(f"prepare: {domain} source {source!r} gave {len(chosen)} test examples that no other split "
+                         f"holds; prepare.n_test.{domain} = {n} are needed (0 turns the test split off)")
+    # Procedural ids restart in every stream; real ones are the source's own.
+    return [dataclasses.replace(example, id=f"test-{i:06d}") for i, example in enumerate(chosen)] \
+        if source == PROCEDURAL else chosen
 
 
 def prepare(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    """Seed, eval, pool and pretrain splits of all three domains (disjoint questions within each domain). The
+    """Seed, eval, pool, pretrain and test splits of all three domains (disjoint questions within each domain). The
     student is pre-trained on all three, so whichever domain is the target, the other two measure forgetting."""
     started = time.perf_counter()
     per_domain = {domain: _domain_splits(config, domain) for domain in DOMAIN_NAMES}
     splits = {name: pd.concat([per_domain[d][name] for d in DOMAIN_NAMES], ignore_index=True) for name in SPLITS}
     for name, frame in splits.items():
-        _gate(frame, gates.examples_expectations(), f"prepare_{name}", layout.split(name), layout)
+        rows = sum(config.prepare.n_test.values()) if name == "test" else None
+        _gate(frame, gates.examples_expectations(rows), f"prepare_{name}", layout.split(name), layout)
     with _staged(layout.prepared) as staged:
         for name, frame in splits.items():
             artifacts.write_table(staged / f"{name}.parquet", frame)
@@ -670,17 +711,21 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 # -- evaluate -------------------------------------------------------------------------------------------------------
 
 def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    """Accuracy of the base and the fine-tuned student on every domain's eval split: the target domain gives the
-    in-domain gain, the other two the forgetting."""
+    """Accuracy of the base and the fine-tuned student on every domain's `evaluate.split` (eval while designing,
+    test for a confirmatory run): the target domain gives the in-domain gain, overall and per difficulty, the other
+    two the forgetting."""
     from acqsynth.evaluate import accuracy
 
     started = time.perf_counter()
     cfg = config.evaluate
-    splits = {domain: _split(layout, "eval", domain) for domain in DOMAIN_NAMES}
+    splits = {domain: _split(layout, cfg.split, domain) for domain in DOMAIN_NAMES}
+    if empty := [domain for domain, frame in splits.items() if frame.empty]:
+        raise artifacts.ArtifactError(f"{layout.split(cfg.split)}: no {cfg.split} examples of {empty}; expected some "
+                                      f"of every domain (prepare.n_{cfg.split})")
     results, predictions = {}, []
-    # The base student's predictions depend only on it, the eval split and these settings: computed once and kept
+    # The base student's predictions depend only on it, the split and these settings: computed once and kept
     # beside the base models, so that the many runs of a comparison sharing one base student reuse them.
-    key = fingerprint(artifacts.content_hash(layout.base_student), artifacts.content_hash(layout.split("eval")),
+    key = fingerprint(artifacts.content_hash(layout.base_student), artifacts.content_hash(layout.split(cfg.split)),
                       cfg.model_dump(mode="json"))
     base_cache = layout.base_student.resolve().parent.parent / ".base_evaluation" / f"{key}.parquet"
     for model_name, path in (("before", layout.base_student), ("after", layout.finetuned_student)):
@@ -704,13 +749,22 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         return {"before_accuracy": before, "after_accuracy": after, "n": len(splits[domain])} | (
             {"gain": after - before} if domain == config.domain else {"drop": before - after})
 
+    frame = pd.concat(predictions, ignore_index=True)
+    target = splits[config.domain]
+    kinds = dict(zip(target["id"], (difficulty_of(config.domain, q, r, skill) for q, r, skill in
+                                    zip(target["question"], target["reasoning"], target["skill"]))))
+    in_domain = frame[frame["domain"] == config.domain].assign(difficulty=lambda f: f["id"].map(kinds))
+    by_difficulty = {kind: {"before_accuracy": float(group[group["student"] == "before"]["correct"].mean()),
+                            "after_accuracy": float(group[group["student"] == "after"]["correct"].mean()),
+                            "n": int((group["student"] == "after").sum())}
+                     for kind, group in sorted(in_domain.groupby("difficulty"))}
     metrics = {
         "domain": config.domain,
-        "in_domain": summary(config.domain),
+        "split": cfg.split,
+        "in_domain": summary(config.domain) | {"by_difficulty": by_difficulty},
         "forgetting": {domain: summary(domain) for domain in DOMAIN_NAMES if domain != config.domain},
     }
     predictions_path = layout.predictions
-    frame = pd.concat(predictions, ignore_index=True)
     _gate(pd.DataFrame([results]), gates.metrics_expectations(results), "evaluate", layout.metrics / "evaluate.json",
           layout)
     artifacts.write_table(predictions_path, frame)

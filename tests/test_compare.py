@@ -88,6 +88,18 @@ def test_data_summary_gives_size_diversity_and_difficulty_mix(tmp_path):
     assert summary["difficulty_mix"] == {"1 steps": 0.5, "2 steps": 0.25, "unknown": 0.25}
 
 
+def test_accuracy_by_difficulty_per_arm_under_the_base_student():
+    results = [_result("original", 0, 0.4), _result("original", 1, 0.5)]
+    for result, (one, two) in zip(results, [(0.6, 0.2), (0.8, 0.2)]):
+        result["metrics"]["evaluate"]["in_domain"]["by_difficulty"] = {
+            "1 steps": {"before_accuracy": 0.5, "after_accuracy": one, "n": 5},
+            "2 steps": {"before_accuracy": 0.3, "after_accuracy": two, "n": 5}}
+    table = compare.difficulty_markdown(compare.results_table(results, "math")).splitlines()
+    assert table == ["| arm | 1 steps | 2 steps |", "|---|---|---|", "| base student | 50.0% | 30.0% |",
+                     "| original | 70.0% | 20.0% |"]
+    assert compare.difficulty_markdown(compare.results_table(results[:0] + [_result("x", 0, 0.1)], "math")) == ""
+
+
 def test_audit_table_averages_each_arms_data_over_seeds():
     results = [_result("original", 0, 0.4), _result("original", 1, 0.5), _result("random_pool", 0, 0.5)]
     results[0]["metrics"]["verify"] |= {"copy_rate": 0.02, "reference_confirmed_rate": 1.0}

@@ -42,6 +42,7 @@ def test_splits_are_disjoint(smoke_workspace):
     questions = {split: set(artifacts.read_table(layout.split(split))["question"]) for split in stages.SPLITS}
     for train_split in ("seed", "pool", "pretrain"):
         assert not questions["eval"] & questions[train_split]
+        assert not questions["test"] & (questions[train_split] | questions["eval"])
     domains = {split: set(artifacts.read_table(layout.split(split))["domain"]) for split in stages.SPLITS}
     assert all(found == {"math", "mcq", "code"} for found in domains.values())
 
@@ -91,6 +92,37 @@ def test_evaluation_metrics_are_accuracies(smoke_workspace):
     for part in (metrics["in_domain"], *metrics["forgetting"].values()):
         for key in ("before_accuracy", "after_accuracy"):
             assert 0.0 <= part[key] <= 1.0
+
+
+def test_in_domain_accuracy_by_difficulty_adds_up(smoke_workspace):
+    layout = Layout(smoke_workspace)
+    in_domain = artifacts.read_json(layout.metrics / "evaluate.json")["in_domain"]
+    parts = in_domain["by_difficulty"].values()
+    assert sum(part["n"] for part in parts) == in_domain["n"]
+    for key in ("before_accuracy", "after_accuracy"):
+        assert sum(part[key] * part["n"] for part in parts) / in_domain["n"] == pytest.approx(in_domain[key])
+    held_out = artifacts.read_table(layout.split("eval"))
+    held_out = held_out[held_out["domain"] == "math"]
+    assert set(in_domain["by_difficulty"]) == {stages.difficulty_of("math", q, r, s) for q, r, s in
+                                               zip(held_out["question"], held_out["reasoning"], held_out["skill"])}
+
+
+def test_evaluate_scores_the_test_split_when_asked(smoke_workspace, tmp_path):
+    from acqsynth.config import profile_params, resolve
+
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    config = resolve({**profile_params("smoke"), "evaluate": {"split": "test", "max_new_tokens": 64}})
+    metrics = stages.evaluate(config, layout)
+    test = artifacts.read_table(layout.split("test"))
+    assert metrics["split"] == "test" and metrics["in_domain"]["n"] == config.prepare.n_test["math"]
+    predictions = artifacts.read_table(layout.predictions)
+    assert set(predictions["id"]) == set(test["id"])
+    smoke_prepare = profile_params("smoke")["prepare"]
+    no_test = resolve({**profile_params("smoke"), "evaluate": {"split": "test"},
+                       "prepare": {**smoke_prepare, "n_test": {"math": 16, "mcq": 0, "code": 16}}})
+    artifacts.write_table(layout.split("test"), test[test["domain"] != "mcq"])
+    with pytest.raises(artifacts.ArtifactError, match=r"test.parquet: no test examples of \['mcq'\]"):
+        stages.evaluate(no_test, layout)
 
 
 def test_failed_gate_keeps_the_previous_good_artifact(smoke_workspace, tmp_path):

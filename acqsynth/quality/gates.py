@@ -114,9 +114,11 @@ def _verified_rows() -> list[gxe.Expectation]:
 # --- suites ----------------------------------------------------------------------------------------
 
 
-def examples_expectations() -> list[gxe.Expectation]:
-    """Seed / eval / pool / pretrain tables."""
-    checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+def examples_expectations(rows: int | None = None) -> list[gxe.Expectation]:
+    """Seed / eval / pool / pretrain / test tables: at least one row, or exactly `rows`."""
+    count = gxe.ExpectTableRowCountToBeBetween(min_value=1) if rows is None else \
+        gxe.ExpectTableRowCountToBeBetween(min_value=rows, max_value=rows)
+    checks: list[gxe.Expectation] = [count]
     for name in _EXAMPLE_COLUMNS:
         checks += _column(name, STR_TYPES)
     checks += [
