@@ -312,7 +312,8 @@ def results_table(results: list[dict[str, Any]], domain: str) -> pd.DataFrame:
                "embedding_diversity": data.get("embedding_diversity"),
                "distinct_4grams": data.get("distinct_4grams"), "copy_rate": verify.get("copy_rate"),
                "reference_confirmed_rate": verify.get("reference_confirmed_rate"),
-               "difficulty_matches_seed_rate": verify.get("difficulty_matches_seed_rate")}
+               "difficulty_matches_seed_rate": verify.get("difficulty_matches_seed_rate"),
+               "informative_group_rate": result["metrics"].get("policy_update", {}).get("informative_group_rate")}
         row |= {f"difficulty_{kind}": share for kind, share in (data.get("difficulty_mix") or {}).items()}
         for kind, values in evaluation["in_domain"].get("by_difficulty", {}).items():
             row |= {f"before_{kind}": values["before_accuracy"], f"accuracy_{kind}": values["after_accuracy"]}
@@ -451,7 +452,8 @@ def control_lines(table: pd.DataFrame) -> list[str]:
 
 AUDIT_COLUMNS = {"verified_rate": "verified rate", "copy_rate": "copy rate",
                  "reference_confirmed_rate": "kept answers the reference solver confirms",
-                 "difficulty_matches_seed_rate": "difficulty matches the seed's"}
+                 "difficulty_matches_seed_rate": "difficulty matches the seed's",
+                 "informative_group_rate": "GRPO groups with two differing rewards"}
 
 
 def audit_markdown(table: pd.DataFrame) -> str:

@@ -34,7 +34,8 @@ class RolloutReward:
 
 
 ROLLOUT_COLUMNS = ["step", "prompt_id", "completion", *RolloutReward.__dataclass_fields__]
-CURVE_COLUMNS = ["step", "mean_reward", "parse_rate", "verified_rate", "mean_verified_acquisition"]
+CURVE_COLUMNS = ["step", "mean_reward", "parse_rate", "verified_rate", "mean_verified_acquisition",
+                 "informative_group_rate"]
 
 
 def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tuple[float | None, float | None]:
@@ -212,12 +213,16 @@ def train_generator(
 
 def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:
     """Per GRPO step: mean reward (of the rollouts that had one), mean acquisition reward of verified samples,
-    parse and verification rates."""
+    parse and verification rates, and the share of informative groups: a prompt's rollouts with at least two
+    rewards that differ. Only those give any rollout a nonzero advantage, so only they move the generator."""
     grouped = rollouts.groupby("step")
+    spread = rollouts.groupby(["step", "prompt_id"])["reward"].agg(["count", "min", "max"])
+    informative = ((spread["count"] >= 2) & (spread["max"] > spread["min"])).groupby("step").mean()
     curve = pd.DataFrame({  # the columns of CURVE_COLUMNS
         "mean_reward": grouped["reward"].mean(),
         "parse_rate": grouped["parsed"].mean(),
         "verified_rate": grouped["verified"].mean(),
         "mean_verified_acquisition": rollouts[rollouts["verified"]].groupby("step")["acquisition_reward"].mean(),
+        "informative_group_rate": informative,
     })
     return curve.reset_index()

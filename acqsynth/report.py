@@ -76,6 +76,8 @@ def summary_markdown(config: PipelineConfig, metrics: dict[str, dict[str, Any]])
         f"| base generator verified rate | {_pct(build[f'{domain}_base_generator_verified_rate'])} |",
         (f"| GRPO mean reward, first -> last step | {policy['first_step_mean_reward']:.3f} -> "
          f"{policy['last_step_mean_reward']:.3f} |" if policy["steps"] else "| GRPO | none (untrained generator) |"),
+        *([f"| GRPO groups with two differing rewards (the only ones that move the generator) | "
+           f"{_pct(policy['informative_group_rate'])} |"] if policy["steps"] else []),
         f"| trained generator parse rate | {_pct(metrics['generate']['parse_rate'])} |",
         f"| verified rate (kept / generated) | {_pct(metrics['verify']['verified_rate'])} "
         f"({metrics['verify']['n_verified']} / {metrics['verify']['n_checked']}) |",

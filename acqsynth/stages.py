@@ -379,6 +379,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "last_step_mean_reward": float(curve["mean_reward"].iloc[-1]) if trained else None,
         "parse_rate": float(rollouts["parsed"].mean()) if trained else None,
         "verified_rate": float(rollouts["verified"].mean()) if trained else None,
+        "informative_group_rate": float(curve["informative_group_rate"].mean()) if trained else None,
     }
     return _write_metrics(layout, "policy_update", metrics, started)
 

@@ -108,11 +108,14 @@ def test_audit_table_averages_each_arms_data_over_seeds():
     results[1]["data"]["difficulty_mix"] = {"1 steps": 1.0}
     results[2]["metrics"] = {key: value for key, value in results[2]["metrics"].items() if key != "verify"}
     results[2]["data"]["difficulty_mix"] = {"1 steps": 0.5, "2 steps": 0.5}
+    results[0]["metrics"]["policy_update"] = {"informative_group_rate": 0.2}
+    results[1]["metrics"]["policy_update"] = {"informative_group_rate": 0.4}
     table = compare.audit_markdown(compare.results_table(results, "math")).splitlines()
     assert table[0] == ("| arm | verified rate | copy rate | kept answers the reference solver confirms | difficulty "
-                        "matches the seed's | fine-tuning data: 1 steps | fine-tuning data: 2 steps |")
-    assert table[2] == "| original | 50.0% | 3.0% | 100.0% | — | 87.5% | 12.5% |"
-    assert table[3] == "| random_pool | — | — | — | — | 50.0% | 50.0% |"
+                        "matches the seed's | GRPO groups with two differing rewards | fine-tuning data: 1 steps | "
+                        "fine-tuning data: 2 steps |")
+    assert table[2] == "| original | 50.0% | 3.0% | 100.0% | — | 30.0% | 87.5% | 12.5% |"
+    assert table[3] == "| random_pool | — | — | — | — | — | 50.0% | 50.0% |"
 
 
 def test_a_computed_run_is_reused_until_an_input_changes(tmp_path):

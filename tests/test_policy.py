@@ -40,12 +40,26 @@ def test_reward_bounds_cover_failed_verification():
 def test_reward_curve_per_step():
     import pandas as pd
 
-    rollouts = pd.DataFrame({"step": [0, 0, 1, 1], "reward": [0.0, 2.0, 4.0, 4.0], "parsed": [True, False, True, True],
-                             "verified": [True, False, True, True], "acquisition_reward": [2.0, 0.0, 4.0, 4.0]})
+    rollouts = pd.DataFrame({"step": [0, 0, 1, 1], "prompt_id": "p", "reward": [0.0, 2.0, 4.0, 4.0],
+                             "parsed": [True, False, True, True], "verified": [True, False, True, True],
+                             "acquisition_reward": [2.0, 0.0, 4.0, 4.0]})
     curve = reward_curve(rollouts)
     assert curve["mean_reward"].tolist() == [1.0, 4.0]
     assert curve["verified_rate"].tolist() == [0.5, 1.0]
     assert curve["mean_verified_acquisition"].tolist() == [2.0, 4.0]
+    assert curve["informative_group_rate"].tolist() == [1.0, 0.0]  # equal rewards: no advantage
+
+
+def test_only_groups_with_two_differing_rewards_are_informative():
+    import pandas as pd
+
+    # Gate mode: an unverified rollout's reward is None, so a group needs two verified rollouts that differ.
+    rollouts = pd.DataFrame({
+        "step": [0] * 6 + [1] * 3, "prompt_id": ["a", "a", "a", "b", "b", "b", "a", "a", "a"],
+        "reward": [0.3, None, None, 0.2, 0.9, None, 0.5, 0.1, 0.8],
+        "parsed": True, "verified": [True, False, False, True, True, False, True, True, True],
+        "acquisition_reward": 0.0})
+    assert reward_curve(rollouts)["informative_group_rate"].tolist() == [0.5, 1.0]
 
 
 def _weights_differ(first, second) -> bool:
