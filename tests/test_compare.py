@@ -11,6 +11,7 @@ from scipy import stats
 
 from acqsynth import compare
 from acqsynth.config import REWARD_NAMES, Layout, profile_params, resolve
+from tests.conftest import REPO
 
 
 def _config(**compare_values):
@@ -65,9 +66,9 @@ def test_difference_from_original_is_paired_by_seed():
     results = [_result("original", s, a) for s, a in enumerate([0.40, 0.50, 0.60])]
     results += [_result("acqsyn_combined", s, a) for s, a in enumerate([0.45, 0.56, 0.64])]
     summary = compare.summary_table(compare.results_table(results, "math")).set_index("arm")
-    diff, half = compare.mean_ci95([0.05, 0.06, 0.04])
-    assert summary.loc["acqsyn_combined", "diff_vs_original"] == pytest.approx(diff)
-    assert summary.loc["acqsyn_combined", "diff_ci95"] == pytest.approx(half)
+    # Differences 0.05, 0.06, 0.04: mean 0.05, sd 0.01, t(0.975, 2) = 4.3027, half-width 4.3027 * 0.01 / sqrt(3).
+    assert summary.loc["acqsyn_combined", "diff_vs_original"] == pytest.approx(0.05)
+    assert summary.loc["acqsyn_combined", "diff_ci95"] == pytest.approx(0.024841, abs=1e-6)
     assert math.isnan(summary.loc["original", "diff_vs_original"])
     assert summary.loc["original", "forgetting_mcq"] == pytest.approx(0.1)
     table = compare.summary_markdown(summary.reset_index(), 0.4)
@@ -153,7 +154,7 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
 
     values = profile_params("smoke")
     write_params(tmp_path / "params.yaml", values)
-    (tmp_path / "dvc.yaml").write_text((pytest.importorskip("tests.conftest").REPO / "dvc.yaml").read_text())
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     with prefect_test_harness(server_startup_timeout=180):
         first = compare_flow(params_path="params.yaml", root=str(tmp_path))

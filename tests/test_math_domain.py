@@ -317,18 +317,20 @@ def test_non_values_never_match_not_even_themselves(text):
     assert not answers_match(text, "5") and not answers_match("5", text)
 
 
-def test_answers_match_never_raises_and_stays_fast_on_random_text():
+def test_answers_match_never_raises_and_is_symmetric_on_random_text():
     pieces = ["1", "0", "10", "999", "3.5", ",", "x", "y", "pi", "\\pi", "\\frac", "\\sqrt", "\\sqrt[", "{", "}",
               "(", ")", "[", "]", "^", "^{999}", "+", "-", "*", "/", "\\cdot", "\\left(", "\\right)", "\\boxed{",
               "\\text{cm}", "=", "%", "$", "!", "\\\\", "\\{", "~", "\\,", "12345678901234567890"]
     rng = random.Random(0)
-    started = time.perf_counter()
+    matched_themselves = 0
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
-        assert answers_match(text, text) in (True, False)
-        assert answers_match(text, rng.choice(["1", "x", "\\frac{1}{2}"])) in (True, False)
+        other = rng.choice(["1", "x", "\\frac{1}{2}"])
+        matched_themselves += answers_match(text, text)
+        assert answers_match(text, other) == answers_match(other, text), (text, other)
         assert extract_answer("#### " + text) is None or isinstance(extract_answer("#### " + text), str)
-    assert time.perf_counter() - started < 30
+    # Most random strings are not values; the few that are (say "10" or "\\pi") match themselves.
+    assert 0 < matched_themselves < 300
 
 
 @pytest.mark.parametrize(

@@ -529,8 +529,37 @@ def test_run_program_defaults_contain_a_timeout():
 
 
 def test_isolation_report_names_the_active_layers():
-    assert isinstance(REPORT["network_namespace"], bool) and REPORT["socket_guard"] is True
+    assert REPORT["socket_guard"] is True
     assert REPORT["subprocess_guard"] and REPORT["signal_guard"] and REPORT["filesystem_guard"]
+
+
+def _namespaces_of_a_running_program() -> dict[str, str]:
+    """The namespaces (as /proc/<pid>/ns links, read from outside) of a sandboxed program while it sleeps."""
+    marker = "namespace_probe_4711"
+    runner = threading.Thread(target=run_program, args=(f"import time\n{marker} = 1\ntime.sleep(3)", LIMITS))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for proc in Path("/proc").iterdir():
+                try:
+                    if proc.name.isdigit() and (proc / "cwd").resolve().name.startswith("acqsynth-sandbox") \
+                            and b"main.py" in (proc / "cmdline").read_bytes():
+                        return {kind: os.readlink(proc / "ns" / kind) for kind in ("net", "ipc", "mnt")}
+                except OSError:
+                    continue
+            time.sleep(0.05)
+        raise AssertionError("no sandboxed program found running")
+    finally:
+        runner.join()
+
+
+def test_reported_namespaces_are_the_programs_own():
+    ours = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("net", "ipc", "mnt")}
+    theirs = _namespaces_of_a_running_program()
+    assert (theirs["net"] != ours["net"]) == REPORT["network_namespace"]
+    assert (theirs["ipc"] != ours["ipc"]) == REPORT["ipc_namespace"]
+    assert (theirs["mnt"] != ours["mnt"]) == REPORT["private_work_dir"]
 
 
 # --- the zygote (fork server) ----------------------------------------------------------------------------------
