@@ -28,8 +28,33 @@ class ConfigError(ValueError):
     """A bad value in params.yaml; the message names the file, the key and what was expected."""
 
 
+def _accepts_bool(annotation: Any) -> bool:
+    return annotation is bool or annotation is Any or any(_accepts_bool(arg) for arg in get_args(annotation))
+
+
+def _bools_in(value: Any, annotation: Any) -> bool:
+    """Whether `value` holds a bool where `annotation` takes none (YAML's `true` would pass as 1 or 1.0)."""
+    if isinstance(value, bool):
+        return not _accepts_bool(annotation)
+    if isinstance(value, dict):
+        args = get_args(annotation)
+        return bool(args) and len(args) == 2 and any(_bools_in(item, args[1]) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        args = [arg for arg in get_args(annotation) if arg is not Ellipsis]
+        return len(args) == 1 and any(_bools_in(item, args[0]) for item in value)
+    return False
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # Floats must be finite: a NaN weight or an infinite epoch count is a mistake, never a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: Any) -> Any:
+        if _bools_in(value, cls.model_fields[info.field_name].annotation):
+            raise ValueError("a boolean where a number is expected")
+        return value
 
 
 def _check_source(value: str, allowed_keyword: str, what: str) -> str:
@@ -481,17 +506,27 @@ def resolve(values: dict[str, Any], source: str = "params.yaml") -> PipelineConf
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: Path | str = "params.yaml") -> PipelineConfig:
+def read_params(path: Path | str) -> dict[str, Any]:
+    """A params file's values, unvalidated; ConfigError naming file:line:column for YAML that does not parse."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: not found; run `acqsynth init` to write one")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(values).__name__}")
-    return resolve(values, str(path))
+    return values
+
+
+def load_config(path: Path | str = "params.yaml") -> PipelineConfig:
+    return resolve(read_params(path), str(path))
 
 
 def profile_params(profile: str) -> dict[str, Any]:

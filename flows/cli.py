@@ -9,8 +9,8 @@ import typer
 import yaml
 
 import flows  # noqa: F401  (local Prefect environment first)
-from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, load_config, profile_params, resolve,
-                             write_params)
+from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, load_config, profile_params, read_params,
+                             resolve, write_params)
 from acqsynth.stages import STAGES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -32,7 +32,7 @@ def _select_profile(params: Path, profile: str | None) -> None:
         return
     if profile not in PROFILES:
         _fail(ConfigError(f"--profile: expected one of {sorted(PROFILES)}, got {profile!r}"))
-    current = yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else None
+    current = read_params(params) if params.exists() else None
     if not current or current.get("profile") != profile:
         write_params(params, profile_params(profile))
 

@@ -43,6 +43,15 @@ def test_overrides_lay_over_the_profile():
         ({"policy_update": {"reward": {"weights": {"novelty": 1.0}}}}, "policy_update.reward.weights.novelty"),
         ({"policy_update": {"reward": {"weights": {"confidence": 0.0}, "format_weight": 0}}},
          "a non-zero weight among"),
+        # YAML's true would pass as 1; NaN and infinity are never settings.
+        ({"generate": {"n_samples": True}}, "generate.n_samples: a boolean where a number is expected (got True)"),
+        ({"finetune": {"learning_rate": True}}, "finetune.learning_rate: a boolean where a number is expected"),
+        ({"policy_update": {"reward": {"weights": {"confidence": True}}}},
+         "policy_update.reward.weights: a boolean where a number is expected"),
+        ({"compare": {"sizes": [250, True]}}, "compare.sizes: a boolean where a number is expected"),
+        ({"policy_update": {"reward": {"weights": {"confidence": float("nan")}}}},
+         "policy_update.reward.weights.confidence: Input should be a finite number"),
+        ({"finetune": {"epochs": float("inf")}}, "finetune.epochs: Input should be a finite number"),
     ],
 )
 def test_bad_values_name_the_key(values, expected):
@@ -69,6 +78,26 @@ def test_malformed_yaml_names_the_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_malformed_yaml_is_named_by_file_and_line_also_with_a_profile(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: tiny\nfinetune:\n  epochs: [1,\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:4:1: not valid YAML"):
+        load_config(path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--profile", "smoke"])
+    assert result.exit_code == 2 and "params.yaml:4:1: not valid YAML" in result.output
+    assert "Traceback" not in result.output and path.read_text().startswith("profile: tiny")  # nothing overwritten
+
+
+def test_booleans_stay_booleans_where_a_flag_is_expected():
+    config = resolve({"verify": {"math": {"grounding": False}}, "compare": {"transfer_student": None}})
+    assert config.verify.math.grounding is False and config.compare.transfer_student is None
 
 
 def test_check_paper_profile_needs_its_models_in_the_cache(tmp_path, monkeypatch):
