@@ -660,7 +660,12 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = config.select
     if cfg.source == "synthetic":
+        from acqsynth.acquisition.scoring import reward_ranges
+
+        # Checked again as it is read: a table changed since its gate must not reach the training set.
         frame = artifacts.read_table(layout.scored, ["id", "question", "reasoning", "answer", "acquisition_score"])
+        _gate(artifacts.read_table(layout.scored), gates.scored_expectations(reward_ranges(config.acquisition_score)),
+              "select_reads_scored", layout.scored, layout)
         scores = frame["acquisition_score"].to_numpy(dtype=np.float64)
     else:
         frame = _split(layout, cfg.source, config.domain)
@@ -695,6 +700,8 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     if samples.empty:
         raise ValueError(f"finetune: {layout.selected} has no samples: nothing the generator wrote passed "
                          "verification (see data/rejected.parquet and metrics/verify.json)")
+    _gate(artifacts.read_table(layout.selected), gates.selected_expectations(), "finetune_reads_selected",
+          layout.selected, layout)
     student = _load(layout.base_student, training=True)
     checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.selected),
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),

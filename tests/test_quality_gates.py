@@ -18,6 +18,7 @@ from acqsynth.quality import (
     metrics_expectations,
     rollouts_expectations,
     scored_expectations,
+    selected_expectations,
     validate_frame,
     verified_expectations,
 )
@@ -86,6 +87,11 @@ def scored_frame() -> pd.DataFrame:
     return df
 
 
+def selected_frame() -> pd.DataFrame:
+    return pd.DataFrame({"id": ["s-0", "s-1", "s-2"], "source": "synthetic", "question": ["q0", "q1", "q2"],
+                         "reasoning": "r", "answer": "1", "selection_score": [0.5, np.nan, 0.1]})
+
+
 def metrics_frame() -> pd.DataFrame:
     return pd.DataFrame({"in_domain_accuracy": [0.42], "forget_accuracy": [0.9], "n_eval": [50]})
 
@@ -99,6 +105,7 @@ SUITES: dict[str, tuple[Callable[[], pd.DataFrame], Callable[[pd.DataFrame], lis
     "verified": (verified_frame, lambda df: verified_expectations(min_verified_rate=0.5)),
     "scored": (scored_frame, lambda df: scored_expectations(SCORE_RANGES)),
     "metrics": (metrics_frame, lambda df: metrics_expectations(df.columns)),
+    "selected": (selected_frame, lambda df: selected_expectations()),
 }
 
 
@@ -175,6 +182,8 @@ FAILURES = {
     "gradient +inf": ("scored", _set("gradient_magnitude", 2, np.inf), "gradient_magnitude"),
     "gradient negative": ("scored", _set("gradient_magnitude", 1, -0.5), "gradient_magnitude"),
     "duplicate scored id": ("scored", _set("id", 3, "g-0"), "id"),
+    "selection score +inf": ("selected", _set("selection_score", 0, np.inf), "selection_score"),
+    "selection score -inf": ("selected", _set("selection_score", 2, -np.inf), "selection_score"),
     "accuracy 1.2": ("metrics", lambda df: df.assign(in_domain_accuracy=[1.2]), "in_domain_accuracy"),
     "accuracy null": ("metrics", lambda df: df.assign(forget_accuracy=[np.nan]), "forget_accuracy"),
 }

@@ -180,6 +180,29 @@ def _workspace_copy(smoke_workspace, tmp_path):
     return root, Layout(root)
 
 
+def test_a_table_changed_after_its_gate_is_caught_when_read(smoke_workspace, tmp_path):
+    """Non-finite scores written into data/scored.parquet after its gate stop select; an infinite selection score
+    in data/selected.parquet stops finetune. Neither replaces what it would write."""
+    import numpy as np
+
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    config = load_config(root / "params.yaml")
+    scored = artifacts.read_table(layout.scored)
+    assert len(scored) > 0
+    selected_before = artifacts.content_hash(layout.selected)
+    artifacts.write_table(layout.scored, scored.assign(acquisition_score=[np.inf] + [np.nan] * (len(scored) - 1)))
+    with pytest.raises(GateFailed, match=r"quality gate 'select_reads_scored' failed for .*scored.parquet"):
+        stages.select(config, layout)
+    assert artifacts.content_hash(layout.selected) == selected_before
+    selected = artifacts.read_table(layout.selected)
+    artifacts.write_table(layout.selected, selected.assign(selection_score=np.inf))
+    student_before = artifacts.content_hash(layout.finetuned_student)
+    with pytest.raises(GateFailed, match=r"'finetune_reads_selected' failed for .*selected.parquet:\n"
+                                         r"  selection_score: "):
+        stages.finetune(config, layout)
+    assert artifacts.content_hash(layout.finetuned_student) == student_before
+
+
 @pytest.mark.parametrize(("select", "expected_source"), [
     ({"source": "seed", "method": "all"}, "seed"),
     ({"source": "pool", "method": "random", "budget": 5}, "pool"),

@@ -9,6 +9,7 @@ from acqsynth.quality.gates import (
     metrics_expectations,
     rollouts_expectations,
     scored_expectations,
+    selected_expectations,
     validate_frame,
     verified_expectations,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "metrics_expectations",
     "rollouts_expectations",
     "scored_expectations",
+    "selected_expectations",
     "validate_frame",
     "verified_expectations",
 ]

@@ -174,10 +174,11 @@ def scored_expectations(ranges: Mapping[str, tuple[float | None, float | None]])
 
 
 def selected_expectations() -> list[gxe.Expectation]:
-    """The fine-tuning set: at least one row, unique ids, non-empty text fields; `selection_score` may be null
+    """The fine-tuning set: at least one row, unique ids, non-empty text fields; `selection_score` finite, or null
     (seed-only and random arms have none)."""
     checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1),
-                                     gxe.ExpectColumnValuesToBeUnique(column="id")]
+                                     gxe.ExpectColumnValuesToBeUnique(column="id"),
+                                     *_finite_float("selection_score", nullable=True)]
     for name in ("id", "source", "question", "reasoning", "answer"):
         checks += [*_column(name, STR_TYPES), gxe.ExpectColumnValueLengthsToBeBetween(column=name, min_value=1)]
     return checks
