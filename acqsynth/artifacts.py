@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,39 @@ import pandas as pd
 
 class ArtifactError(ValueError):
     """An artifact is missing or malformed; the message names the file and what was expected."""
+
+
+class WorkspaceBusy(RuntimeError):
+    """Another acqsynth process holds the workspace."""
+
+
+LOCK_FILE = ".acqsynth.lock"
+
+
+@contextmanager
+def workspace_lock(root: Path, shared: bool = False) -> Iterator[None]:
+    """One process at a time writes a workspace: `acqsynth run`, `stage` and `compare` hold this lock (comparisons
+    that only read the shared stages' outputs hold it `shared`, so several can split the seeds). The kernel drops
+    the lock with its process, so a killed run leaves nothing stale to take over."""
+    path = Path(root) / LOCK_FILE
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise WorkspaceBusy(f"{path}: the workspace is in use by {holder}; wait for it to finish (the lock goes "
+                            "with its process)") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({' '.join(sys.argv) or sys.executable})\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ import yaml
 import flows  # noqa: F401  (local Prefect environment first)
 from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, load_config, profile_params, read_params,
                              resolve, write_params)
+from acqsynth.artifacts import WorkspaceBusy, workspace_lock
 from acqsynth.stages import STAGES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -22,6 +25,15 @@ ParamsOption = Annotated[Path, typer.Option("--params", help="the run's paramete
 def _fail(error: Exception) -> None:
     typer.secho(str(error), fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+@contextmanager
+def _locked(shared: bool = False) -> Iterator[None]:
+    try:
+        with workspace_lock(Path("."), shared):
+            yield
+    except WorkspaceBusy as error:
+        _fail(error)
 
 
 def _select_profile(params: Path, profile: str | None) -> None:
@@ -71,14 +83,15 @@ def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({s
 @app.command()
 def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml")) -> None:
     """Run the whole pipeline as one Prefect flow run; `dvc status` is clean afterwards."""
-    try:
-        _select_profile(params, profile)
-        load_config(params)
-    except ConfigError as error:
-        _fail(error)
-    from flows.pipeline import pipeline
+    with _locked():
+        try:
+            _select_profile(params, profile)
+            load_config(params)
+        except ConfigError as error:
+            _fail(error)
+        from flows.pipeline import pipeline
 
-    pipeline(params_path=str(params), root=".")
+        pipeline(params_path=str(params), root=".")
     layout = Layout()
     typer.echo("\nDone. Where things are:")
     for what, path in (("report", layout.report), ("metrics", layout.metrics), ("data", layout.root / "data"),
@@ -94,15 +107,16 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
             report_only: Annotated[bool, typer.Option(help="run nothing; report the computed runs")] = False) -> None:
     """Compare the method with every baseline (several seeds each), cross-model transfer and a size curve; writes
     reports/compare/<domain>/report.md. Runs already computed are reused."""
-    try:
-        _select_profile(params, profile)
-        config = load_config(params)
-    except ConfigError as error:
-        _fail(error)
-    from flows.compare import compare as compare_flow
+    with _locked(shared=(skip_shared or report_only) and profile is None):
+        try:
+            _select_profile(params, profile)
+            config = load_config(params)
+        except ConfigError as error:
+            _fail(error)
+        from flows.compare import compare as compare_flow
 
-    result = compare_flow(params_path=str(params), root=".", seeds=seed, run_shared=not skip_shared,
-                          report_only=report_only)
+        result = compare_flow(params_path=str(params), root=".", seeds=seed, run_shared=not skip_shared,
+                              report_only=report_only)
     typer.echo(f"\n{result['runs']} runs ({result['reused']} reused, {result['failed']} failed); report: "
                f"{result['report']}")
     typer.echo(f"domain {config.domain}; arms live in experiments/{config.domain}/")
@@ -120,7 +134,8 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))],
         _fail(error)
     from flows.pipeline import stage as stage_flow
 
-    stage_flow(name=name, params_path=str(params), root=".")
+    with _locked():
+        stage_flow(name=name, params_path=str(params), root=".")
 
 
 PIPELINE_ENTRYPOINT = "flows/pipeline.py:pipeline"
