@@ -143,6 +143,10 @@ def read_table(path: Path, required_columns: Iterable[str] = (), exact: bool = F
     return frame
 
 
+def content_hash_of_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def content_hash(path: Path) -> str:
     """sha256 over a file, or over every file of a directory (relative names and bytes, in sorted order)."""
     digest = hashlib.sha256()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import random
 import re
 import shutil
@@ -718,6 +719,33 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 # -- evaluate -------------------------------------------------------------------------------------------------------
 
+def _base_evaluation(cache: Path, key: str, splits: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The cached predictions of the base student for `key`, or None. A cache file is named by its key and the
+    start of its content hash (one atomic file: runs of a comparison read and write it at once), and is used only if
+    its content has that hash and it holds one `before` prediction with a boolean `correct` per question of the
+    split; one that fails is removed with a warning and recomputed, never trusted."""
+    expected = {(domain, question_id) for domain, frame in splits.items() for question_id in frame["id"]}
+    for path in sorted(cache.glob(f"{key}.*.parquet")):
+        try:
+            if not artifacts.content_hash_of_bytes(path.read_bytes()).startswith(path.suffixes[-2][1:]):
+                raise artifacts.ArtifactError(f"{path}: its content does not have the hash its name records")
+            cached = artifacts.read_table(path, ["id", "domain", "correct", "student"])
+            if set(zip(cached["domain"], cached["id"])) != expected or len(cached) != len(expected) \
+                    or set(cached["student"]) != {"before"} or cached["correct"].dtype != bool:
+                raise artifacts.ArtifactError(f"{path}: expected one 'before' prediction with a boolean 'correct' "
+                                              "for each question of the split")
+            return cached
+        except (artifacts.ArtifactError, OSError) as error:
+            logging.getLogger(__name__).warning("discarding the base student's cached evaluation: %s", error)
+            path.unlink(missing_ok=True)
+    return None
+
+
+def _cache_base_evaluation(cache: Path, key: str, frame: pd.DataFrame) -> None:
+    data = frame.to_parquet(index=False)
+    artifacts.atomic_write_bytes(cache / f"{key}.{artifacts.content_hash_of_bytes(data)[:16]}.parquet", data)
+
+
 def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     """Accuracy of the base and the fine-tuned student on every domain's `evaluate.split` (eval while designing,
     test for a confirmatory run): the target domain gives the in-domain gain, overall and per difficulty, the other
@@ -735,10 +763,9 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     # beside the base models, so that the many runs of a comparison sharing one base student reuse them.
     key = fingerprint(artifacts.content_hash(layout.base_student), artifacts.content_hash(layout.split(cfg.split)),
                       cfg.model_dump(mode="json"))
-    base_cache = layout.base_student.resolve().parent.parent / ".base_evaluation" / f"{key}.parquet"
+    base_cache = layout.base_student.resolve().parent.parent / ".base_evaluation"
     for model_name, path in (("before", layout.base_student), ("after", layout.finetuned_student)):
-        if model_name == "before" and base_cache.is_file():
-            cached = artifacts.read_table(base_cache)
+        if model_name == "before" and (cached := _base_evaluation(base_cache, key, splits)) is not None:
             for domain in DOMAIN_NAMES:
                 results[f"{domain}_before_accuracy"] = float(cached[cached["domain"] == domain]["correct"].mean())
             predictions.append(cached)
@@ -750,7 +777,7 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             results[f"{domain}_{model_name}_accuracy"] = result.accuracy
             predictions.append(result.predictions.assign(student=model_name))
         if model_name == "before":
-            artifacts.write_table(base_cache, pd.concat(predictions, ignore_index=True))
+            _cache_base_evaluation(base_cache, key, pd.concat(predictions, ignore_index=True))
 
     def summary(domain: str) -> dict[str, Any]:
         before, after = results[f"{domain}_before_accuracy"], results[f"{domain}_after_accuracy"]

@@ -180,6 +180,24 @@ def _workspace_copy(smoke_workspace, tmp_path):
     return root, Layout(root)
 
 
+@pytest.mark.parametrize("damage", ["poisoned", "truncated"])
+def test_a_damaged_base_evaluation_cache_is_recomputed_not_trusted(smoke_workspace, tmp_path, caplog, damage):
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    config = load_config(root / "params.yaml")
+    truth = artifacts.read_json(layout.metrics / "evaluate.json")["in_domain"]["before_accuracy"]
+    (cache,) = (root / "models" / ".base_evaluation").glob("*.parquet")
+    if damage == "poisoned":  # every base answer marked correct: the gain would look negative
+        artifacts.write_table(cache, artifacts.read_table(cache).assign(correct=True))
+    else:
+        cache.write_bytes(cache.read_bytes()[:100])
+    metrics = stages.evaluate(config, layout)
+    assert metrics["in_domain"]["before_accuracy"] == truth
+    assert "discarding the base student's cached evaluation" in caplog.text and cache.name in caplog.text
+    (rewritten,) = (root / "models" / ".base_evaluation").glob("*.parquet")
+    assert stages.evaluate(config, layout)["in_domain"]["before_accuracy"] == truth
+    assert caplog.text.count("discarding") == 1 and rewritten.exists()
+
+
 def test_a_table_changed_after_its_gate_is_caught_when_read(smoke_workspace, tmp_path):
     """Non-finite scores written into data/scored.parquet after its gate stop select; an infinite selection score
     in data/selected.parquet stops finetune. Neither replaces what it would write."""
