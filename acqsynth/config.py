@@ -8,7 +8,6 @@ names the key and what was expected.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -16,12 +15,11 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from acqsynth.domains.records import looks_like_hub_id
 from acqsynth.verify.sandbox import MissingLayers
 
 PROCEDURAL = "procedural"
 TINY = "tiny"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_PATH_SUFFIXES = (".jsonl", ".json", ".parquet", ".gz")
 
 
 class ConfigError(ValueError):
@@ -61,10 +59,9 @@ def _check_source(value: str, allowed_keyword: str, what: str) -> str:
     """A source is a keyword, an existing local path, or a hub id ("org/name")."""
     if value == allowed_keyword:
         return value
-    looks_like_path = value.startswith(("/", "./", "../", "~")) or value.endswith(_PATH_SUFFIXES)
     if Path(value).expanduser().exists():
         return value
-    if looks_like_path or not _HUB_ID.match(value):
+    if not looks_like_hub_id(value):
         raise ValueError(
             f"expected '{allowed_keyword}', an existing local {what} path, or a hub id like 'org/name'; "
             f"'{value}' does not exist"

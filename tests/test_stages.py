@@ -151,6 +151,18 @@ def test_incomplete_checkpoint_is_named(tmp_path):
         check_checkpoint(tmp_path)
 
 
+@pytest.mark.parametrize("source", ["path", "models/base/student", "./student"])
+def test_a_missing_model_directory_is_named_not_looked_up_on_the_hub(tmp_path, monkeypatch, source):
+    from acqsynth.models.loading import load_model, missing_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a lookup would be tried, and fail slowly, without the check
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "models" / "base" / "student" if source == "path" else source
+    with pytest.raises(CheckpointError, match=rf"^{missing}: no such model directory"):
+        load_model(missing)
+    assert missing_model(str(missing)).startswith(f"{missing}: no such model directory")
+
+
 def test_bad_artifacts_stop_a_stage_with_a_named_error(smoke_workspace, tmp_path):
     import shutil
 

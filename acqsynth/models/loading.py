@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from acqsynth.domains.records import looks_like_hub_id
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -63,6 +65,9 @@ def load_model(source: str | Path, device: str | None = None, training: bool = F
     local = Path(source)
     if local.exists():
         check_checkpoint(local)
+    elif isinstance(source, Path) or not looks_like_hub_id(source):
+        # Only an `org/name` string is a hub id: a missing directory must not be looked up on the network.
+        raise CheckpointError(f"{source}: no such model directory (and not a hub id like 'org/name')")
     device = device or best_device()
     on_gpu = device.startswith("cuda")
     dtype = torch.bfloat16 if on_gpu and not training and torch.cuda.is_bf16_supported() else torch.float32
@@ -84,6 +89,8 @@ def missing_model(source: str) -> str | None:
         except CheckpointError as error:
             return str(error)
         return None
+    if not looks_like_hub_id(source):
+        return f"{source}: no such model directory (and not a hub id like 'org/name')"
     from huggingface_hub import try_to_load_from_cache
 
     cached = [try_to_load_from_cache(source, name) for name in ("config.json", *_WEIGHT_FILES)]
