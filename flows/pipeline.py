@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from acqsynth.config import Layout, load_config
+from acqsynth.config import Layout, PipelineConfig, load_config
 from tasks import stages as stage_tasks
 
 
@@ -22,11 +22,17 @@ def run_stage_task(stage_task, config, root: str) -> dict[str, Any]:
     return result
 
 
-def record_in_dvc(root: Path) -> None:
-    """Write what the flow produced into dvc.lock, so that `dvc status` agrees the workspace is up to date."""
+def record_in_dvc(root: Path, config: PipelineConfig) -> str | None:
+    """Write what the flow produced into dvc.lock, so that `dvc status` agrees the workspace is up to date; but only
+    when the run used params.yaml's values, since dvc.lock records those. Returns why it did not, if it did not."""
     if not (root / ".dvc").is_dir():
-        return
+        return None
+    params = root / "params.yaml"
+    if not params.is_file() or load_config(params) != config:
+        return (f"dvc.lock not updated: this run's parameters differ from {params}, which dvc.lock records; "
+                "`dvc status` shows the stages it changed as modified")
     subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"], cwd=root, check=True)
+    return None
 
 
 def publish_report(root: Path) -> None:
@@ -46,7 +52,8 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
         results[stage_task.name] = run_stage_task(stage_task, config, root)
         logger.info("%s: %s", stage_task.name, results[stage_task.name]["metrics"])
     publish_report(Path(root))
-    record_in_dvc(Path(root))
+    if (not_recorded := record_in_dvc(Path(root), config)) is not None:
+        logger.warning(not_recorded)
     return {name: result["metrics"] for name, result in results.items()}
 
 

@@ -145,3 +145,22 @@ def test_transient_faults_are_retried_and_deterministic_ones_are_not(prefect_ser
     with pytest.raises(ValueError, match="a bug"):
         pipeline(params_path="params.yaml", root=str(tmp_path))
     assert len(calls) == 1
+
+
+def test_dvc_lock_records_only_a_run_of_params_yaml(tmp_path, monkeypatch):
+    """A run with `--params other.yaml` must not write dvc.lock, which would then claim params.yaml's values made
+    outputs they did not make."""
+    from acqsynth.config import load_config, merge
+    from flows import pipeline as pipeline_module
+
+    calls = []
+    monkeypatch.setattr(pipeline_module.subprocess, "run", lambda args, **kwargs: calls.append(args))
+    (tmp_path / ".dvc").mkdir()
+    write_params(tmp_path / "params.yaml", profile_params("smoke"))
+    other = merge(profile_params("smoke"), {"generate": {"temperature": 0.7}})
+    write_params(tmp_path / "other.yaml", other)
+    reason = pipeline_module.record_in_dvc(tmp_path, load_config(tmp_path / "other.yaml"))
+    assert reason.startswith(f"dvc.lock not updated: this run's parameters differ from {tmp_path / 'params.yaml'}")
+    assert calls == []
+    assert pipeline_module.record_in_dvc(tmp_path, load_config(tmp_path / "params.yaml")) is None
+    assert calls and calls[0][-3:] == ["commit", "--force", "--quiet"]
