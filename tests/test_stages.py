@@ -224,6 +224,11 @@ def test_a_table_changed_after_its_gate_is_caught_when_read(smoke_workspace, tmp
     with pytest.raises(GateFailed, match=r"quality gate 'select_reads_scored' failed for .*scored.parquet"):
         stages.select(config, layout)
     assert artifacts.content_hash(layout.selected) == selected_before
+    verified = artifacts.read_table(layout.verified)
+    artifacts.write_table(layout.verified, verified.assign(question=[None] + list(verified["question"][1:])))
+    with pytest.raises(GateFailed, match=r"'acquisition_score_reads_verified' failed for .*verified.parquet:\n"
+                                         r"(.*\n)*  question: expect_column_values_to_not_be_null"):
+        stages.acquisition_score(config, layout)
     selected = artifacts.read_table(layout.selected)
     artifacts.write_table(layout.selected, selected.assign(selection_score=np.inf))
     student_before = artifacts.content_hash(layout.finetuned_student)
