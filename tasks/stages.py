@@ -5,6 +5,7 @@ share one notion of "up to date"."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from pathlib import Path
@@ -67,7 +68,10 @@ def is_transient(_task, _task_run, state) -> bool:
     if error is None:
         return False
     deterministic = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-    return isinstance(error, (OSError, ConnectionError)) and not isinstance(error, deterministic)
+    # A full, read-only or over-quota disk fails the same way on every retry.
+    lasting = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOENT}
+    return isinstance(error, (OSError, ConnectionError)) and not isinstance(error, deterministic) \
+        and getattr(error, "errno", None) not in lasting
 
 
 def shard_mapper(config: PipelineConfig) -> ShardMapper | None:

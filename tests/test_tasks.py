@@ -1,6 +1,7 @@
 """The stage tasks' retry policy and cache keys (unit tests of our own logic over Prefect's types)."""
 
 from pathlib import Path
+import errno
 from types import SimpleNamespace
 
 import yaml
@@ -19,7 +20,8 @@ def test_only_transient_faults_are_retried():
     assert is_transient(None, None, _failed(OSError("I/O error")))
     assert is_transient(None, None, _failed(ConnectionResetError("worker went away")))
     for error in (FileNotFoundError("params.yaml"), PermissionError("data"), ValueError("bad param"),
-                  GateFailed("quality gate 'verify' failed")):
+                  GateFailed("quality gate 'verify' failed"), OSError(errno.ENOSPC, "No space left on device"),
+                  OSError(errno.EROFS, "Read-only file system"), OSError(errno.EDQUOT, "Disk quota exceeded")):
         assert not is_transient(None, None, _failed(error))
     assert not is_transient(None, None, _failed(None))
 
