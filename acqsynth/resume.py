@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -128,9 +129,36 @@ def checkpoint_dir(directory: Path, fingerprint: str) -> Path:
     return directory
 
 
+def checkpoint_damage(checkpoint: Path) -> str | None:
+    """Why a trainer checkpoint cannot be resumed, or None: its safetensors must parse to the end and its torch
+    files (zip archives) must have their central directory, which a truncation cuts off."""
+    import zipfile
+
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(checkpoint.iterdir()):
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as weights:
+                    weights.keys()
+            elif path.suffix in (".pt", ".pth", ".bin"):
+                zipfile.ZipFile(path).close()
+        except (OSError, zipfile.BadZipFile, SafetensorError) as error:
+            return f"{path}: {type(error).__name__}: {error}"
+    return None
+
+
 def last_checkpoint(directory: Path) -> tuple[str | None, int]:
-    """The newest complete `checkpoint-<step>` a Hugging Face trainer left in `directory`, and its step (0 when
-    none). The trainer writes `trainer_state.json` last: a checkpoint a kill cut short has none and is skipped."""
-    steps = sorted((int(path.name.rsplit("-", 1)[1]), path) for path in directory.glob("checkpoint-*")
-                   if path.name.rsplit("-", 1)[1].isdigit() and (path / "trainer_state.json").is_file())
-    return (str(steps[-1][1]), steps[-1][0]) if steps else (None, 0)
+    """The newest complete, undamaged `checkpoint-<step>` a Hugging Face trainer left in `directory`, and its step
+    (0 when none). The trainer writes `trainer_state.json` last: a checkpoint a kill cut short has none and is
+    skipped; a damaged one (`checkpoint_damage`) is removed with a warning, so an earlier one or a fresh start
+    follows instead of the same failure on every rerun."""
+    steps = sorted(((int(path.name.rsplit("-", 1)[1]), path) for path in directory.glob("checkpoint-*")
+                    if path.name.rsplit("-", 1)[1].isdigit() and (path / "trainer_state.json").is_file()),
+                   reverse=True)
+    for step, path in steps:
+        if (damage := checkpoint_damage(path)) is None:
+            return str(path), step
+        logging.getLogger(__name__).warning("discarding a damaged checkpoint: %s", damage)
+        shutil.rmtree(path, ignore_errors=True)
+    return None, 0

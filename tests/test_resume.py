@@ -142,3 +142,26 @@ def test_killed_trainer_resumes_from_its_last_checkpoint(smoke_workspace, tmp_pa
         rollouts = artifacts.read_table(layout.rollouts)
         per_step = config.policy_update.prompts_per_step * config.policy_update.num_generations
         assert rollouts.groupby("step").size().to_dict() == {step: per_step for step in range(6)}
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.pt"])
+def test_a_damaged_checkpoint_is_skipped_for_the_one_before(tmp_path, caplog, damaged):
+    import torch
+    from safetensors.torch import save_file
+
+    from acqsynth.resume import last_checkpoint
+
+    for step in (1, 2):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        save_file({"weight": torch.ones(64, 64)}, checkpoint / "model.safetensors")
+        torch.save({"state": torch.zeros(64, 64)}, checkpoint / "optimizer.pt")
+        (checkpoint / "trainer_state.json").write_text("{}")
+    assert last_checkpoint(tmp_path) == (str(tmp_path / "checkpoint-2"), 2)
+    file = tmp_path / "checkpoint-2" / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    assert last_checkpoint(tmp_path) == (str(tmp_path / "checkpoint-1"), 1)
+    assert f"discarding a damaged checkpoint: {file}" in caplog.text
+    assert not (tmp_path / "checkpoint-2").exists()
+    (tmp_path / "checkpoint-1" / "model.safetensors").write_bytes(b"\x00" * 10)
+    assert last_checkpoint(tmp_path) == (None, 0)  # a fresh start

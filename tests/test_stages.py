@@ -163,6 +163,16 @@ def test_a_missing_model_directory_is_named_not_looked_up_on_the_hub(tmp_path, m
     assert missing_model(str(missing)).startswith(f"{missing}: no such model directory")
 
 
+def test_a_truncated_checkpoint_is_named(smoke_workspace, tmp_path):
+    from acqsynth.models.loading import load_model
+
+    root, layout = _workspace_copy(smoke_workspace, tmp_path)
+    weights = layout.base_student / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=rf"^{layout.base_student}: cannot be loaded \(SafetensorError"):
+        load_model(layout.base_student)
+
+
 def test_bad_artifacts_stop_a_stage_with_a_named_error(smoke_workspace, tmp_path):
     import shutil
 

@@ -60,6 +60,7 @@ def load_model(source: str | Path, device: str | None = None, training: bool = F
     bfloat16 for inference; a model to train keeps float32 weights (the trainers' bf16 autocast still runs it in
     bfloat16: small updates to bfloat16 weights would round away)."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(source)
@@ -71,10 +72,16 @@ def load_model(source: str | Path, device: str | None = None, training: bool = F
     device = device or best_device()
     on_gpu = device.startswith("cuda")
     dtype = torch.bfloat16 if on_gpu and not training and torch.cuda.is_bf16_supported() else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype).to(device)
+    except (OSError, ValueError, SafetensorError) as error:
+        if not local.exists():
+            raise
+        # A truncated or corrupted file: say which checkpoint (the libraries' messages often name none).
+        raise CheckpointError(f"{local}: cannot be loaded ({type(error).__name__}: {error})") from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype).to(device)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=str(source))
 
