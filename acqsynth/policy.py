@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,31 @@ class _ExpectedNoneRewards(logging.Filter):
 _EXPECTED_NONE_REWARDS = _ExpectedNoneRewards()
 
 
+@contextmanager
+def _sampling_with_calculator(generator: LoadedModel, calculator: bool) -> Iterator[None]:
+    """TRL's GRPOTrainer samples with `model.generate` and a GenerationConfig, which cannot carry a logits
+    processor: the model's `generate` gets a fresh calculator (`acqsynth.generation.calculator`) on every call."""
+    if not calculator:
+        yield
+        return
+    from transformers import LogitsProcessorList
+
+    from acqsynth.generation.calculator import CalculatorLogitsProcessor
+
+    model, original = generator.model, generator.model.generate
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+        processors.append(CalculatorLogitsProcessor(generator.tokenizer))
+        return original(*args, logits_processor=processors, **kwargs)
+
+    model.generate = generate
+    try:
+        yield
+    finally:
+        del model.generate  # the class's method again
+
+
 def train_generator(
     generator: LoadedModel,
     scorer: AcquisitionScorer,
@@ -157,10 +184,12 @@ def train_generator(
     checkpoints: Path,
     seed: int,
     rules: VerifyRules | None = None,
+    calculator: bool = False,
 ) -> tuple[pd.DataFrame, int]:
     """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
     generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
-    `prompts` has columns `prompt_id` and `prompt`."""
+    `prompts` has columns `prompt_id` and `prompt`. With `calculator`, rollouts are sampled with it, as generate
+    samples, so that GRPO trains the generator generate uses."""
     import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -204,7 +233,8 @@ def train_generator(
         train_dataset=Dataset.from_pandas(prompts[["prompt_id", "prompt"]], preserve_index=False),
         processing_class=generator.tokenizer,
     )
-    trainer.train(resume_from_checkpoint=last)
+    with _sampling_with_calculator(generator, calculator):
+        trainer.train(resume_from_checkpoint=last)
     generator.model.eval()
     generator.model.save_pretrained(output_dir)
     generator.tokenizer.save_pretrained(output_dir)

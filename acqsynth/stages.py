@@ -356,12 +356,12 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
     checkpoints = _checkpoints(layout.policy, *(artifacts.content_hash(path) for path in (
         layout.base_models, layout.split("seed"), layout.centroids)), cfg.model_dump(mode="json"),
-        config.acquisition_score.model_dump(mode="json"), config.seed, config.domain)
+        config.acquisition_score.model_dump(mode="json"), config.seed, config.domain, config.calculator)
     trained = cfg.max_steps > 0
     with _staged(layout.policy) as staged_model:
         if trained:
             rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
-                                                     config.seed, verify_rules(config))
+                                                     config.seed, verify_rules(config), config.calculator)
             low, high = reward_bounds(cfg.reward, config.acquisition_score)
             _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
                                layout.rollouts, layout)
@@ -395,7 +395,8 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
     started = time.perf_counter()
     cfg = config.generate
     seeds = _split(layout, "seed", config.domain)
-    generator = load_generator(cfg.backend, layout.policy, cfg.batch_size, seed=config.seed)
+    generator = load_generator(cfg.backend, layout.policy, cfg.batch_size, seed=config.seed,
+                               calculator=config.calculator)
     checkpoint = f"{layout.policy.relative_to(layout.root)}@{artifacts.content_hash(layout.policy)[:12]}"
     prompts = _generator_prompts(seeds, cfg.n_samples, config.seed)
     store = _shard_store(layout.generated, checkpoint, artifacts.content_hash(layout.split("seed")),

@@ -27,13 +27,16 @@ class TextGenerator(Protocol):
 
 
 def load_generator(backend: Backend, model_dir: str | Path, batch_size: int = 32,
-                   gpu_memory_utilization: float = 0.9, seed: int = 0) -> TextGenerator:
-    """The checkpoint `model_dir` behind the chosen backend. `batch_size` is for transformers (vLLM schedules its
-    own batches); `gpu_memory_utilization` and `seed` are vLLM's (transformers samples from torch's global seed)."""
+                   gpu_memory_utilization: float = 0.9, seed: int = 0, calculator: bool = False) -> TextGenerator:
+    """The checkpoint `model_dir` behind the chosen backend. `batch_size` and `calculator` are for transformers
+    (vLLM schedules its own batches); `gpu_memory_utilization` and `seed` are vLLM's (transformers samples from
+    torch's global seed)."""
     if backend == "transformers":
         from acqsynth.models.loading import load_model
 
-        return TransformersGenerator(load_model(model_dir), batch_size)
+        return TransformersGenerator(load_model(model_dir), batch_size, calculator)
+    if calculator:
+        raise ValueError("the calculator runs in transformers' sampling only; generate.calculator: false for vllm")
     if backend == "vllm":
         return VLLMGenerator(str(model_dir), gpu_memory_utilization=gpu_memory_utilization, seed=seed)
     raise ValueError(f"generate.backend: expected 'transformers' or 'vllm', got {backend!r}")

@@ -29,10 +29,15 @@ def generate(
     batch_size: int = 32,
     with_margins: bool = False,
     description: str | None = None,
+    calculator: bool = False,
 ) -> list[Generation]:
-    """Greedy when temperature is 0, else sampling. Seed torch beforehand for reproducible samples."""
+    """Greedy when temperature is 0, else sampling. Seed torch beforehand for reproducible samples. With
+    `calculator`, calculator annotations get their values forced (`acqsynth.generation.calculator`)."""
     import torch
     from rich.progress import Progress
+    from transformers import LogitsProcessorList
+
+    from acqsynth.generation.calculator import CalculatorLogitsProcessor
 
     tokenizer.padding_side = "left"
     results: list[Generation] = []
@@ -55,6 +60,7 @@ def generate(
                     eos_token_id=tokenizer.eos_token_id,
                     return_dict_in_generate=True,
                     output_logits=with_margins,
+                    logits_processor=LogitsProcessorList([CalculatorLogitsProcessor(tokenizer)] if calculator else []),
                 )
             new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
             finished = _lengths_before_eos(new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id)
@@ -70,10 +76,11 @@ def generate(
 
 @dataclass(frozen=True)
 class TransformersGenerator:
-    """`generate` on a loaded model, `batch_size` prompts per forward batch."""
+    """`generate` on a loaded model, `batch_size` prompts per forward batch, with or without the calculator."""
 
     loaded: LoadedModel
     batch_size: int = 32
+    calculator: bool = False
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int, temperature: float = 0.0,
                  with_margins: bool = False, description: str | None = None,
@@ -83,7 +90,7 @@ class TransformersGenerator:
 
             torch.manual_seed(seed)
         return generate(self.loaded.model, self.loaded.tokenizer, prompts, max_new_tokens, temperature,
-                        self.batch_size, with_margins, description)
+                        self.batch_size, with_margins, description, self.calculator)
 
 
 def _lengths_before_eos(tokens, eos_id: int, pad_id: int):
