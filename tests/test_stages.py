@@ -126,8 +126,8 @@ def test_evaluate_scores_the_test_split_when_asked(smoke_workspace, tmp_path):
 
 
 def test_failed_gate_keeps_the_previous_good_artifact(smoke_workspace, tmp_path):
-    """Corrupt the verified table (duplicate ids): the acquisition-score gate fails with a readable report and
-    data/scored.parquet keeps its last good version."""
+    """Corrupt the verified table (duplicate ids): acquisition_score's check of what it reads fails with a readable
+    report naming the table, and data/scored.parquet keeps its last good version."""
     layout = Layout(smoke_workspace)
     config = load_config(smoke_workspace / "params.yaml")
     verified_backup = layout.verified.read_bytes()
@@ -138,9 +138,9 @@ def test_failed_gate_keeps_the_previous_good_artifact(smoke_workspace, tmp_path)
         with pytest.raises(GateFailed) as failure:
             stages.acquisition_score(config, layout)
         assert "id: expect_column_values_to_be_unique" in str(failure.value)
-        assert str(layout.scored) in str(failure.value)
+        assert f"failed for {layout.verified}" in str(failure.value)
         assert artifacts.content_hash(layout.scored) == good_scored
-        assert (layout.quality_reports / "acquisition_score.json").is_file()
+        assert (layout.quality_reports / "acquisition_score_reads_verified.json").is_file()
     finally:
         layout.verified.write_bytes(verified_backup)
 
