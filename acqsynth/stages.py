@@ -596,7 +596,7 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
     cfg = config.acquisition_score
     reward = config.policy_update.reward
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
-    _gate(artifacts.read_table(layout.verified), gates.verified_expectations(0.0), "acquisition_score_reads_verified",
+    _gate(artifacts.read_table(layout.verified), gates.kept_expectations(), "acquisition_score_reads_verified",
           layout.verified, layout)
     seeds = _split(layout, "seed", config.domain)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)

@@ -15,6 +15,7 @@ from acqsynth.quality import (
     examples_expectations,
     gate,
     generated_expectations,
+    kept_expectations,
     metrics_expectations,
     rollouts_expectations,
     scored_expectations,
@@ -239,3 +240,15 @@ def test_gate_writes_report_and_raises(tmp_path):
 
     written = json.loads((report_dir / "rollouts.json").read_text(), parse_constant=reject)
     assert written["success"] is False
+
+
+def test_kept_samples_may_be_none_but_must_all_be_verified(tmp_path):
+    kept = verified_frame()
+    kept = kept[kept["verified"]].reset_index(drop=True)
+    kept.iloc[:0].to_parquet(tmp_path / "verified.parquet")
+    empty = pd.read_parquet(tmp_path / "verified.parquet")
+    assert validate_frame(empty, kept_expectations(), "kept").success  # a domain where nothing verified
+    assert validate_frame(kept, kept_expectations(), "kept").success
+    report = validate_frame(verified_frame(), kept_expectations(), "kept")
+    assert report.failures == ["verified: expect_column_values_to_be_in_set(value_set=[True]) failed: 2 of 4 rows "
+                               "(50.0%), e.g. [False, False]"]

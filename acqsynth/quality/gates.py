@@ -163,6 +163,11 @@ def verified_expectations(min_verified_rate: float) -> list[gxe.Expectation]:
     ]
 
 
+def kept_expectations() -> list[gxe.Expectation]:
+    """The kept samples (data/verified.parquet), as a later stage reads them: verified rows only, possibly none."""
+    return [*_verified_rows(), gxe.ExpectColumnValuesToBeInSet(column="verified", value_set=[True])]
+
+
 def scored_expectations(ranges: Mapping[str, tuple[float | None, float | None]]) -> list[gxe.Expectation]:
     """Verified rows with one finite score column per acquisition reward, each within its range (None: unbounded
     on that side), and the combined `acquisition_score`."""
