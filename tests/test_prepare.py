@@ -1,6 +1,7 @@
 """The prepared splits: the test stream is apart from the others, stratified by difficulty, and its size shifts
 nothing else."""
 
+import json
 from collections import Counter
 
 import pytest
@@ -8,7 +9,7 @@ from pydantic import ValidationError
 
 from acqsynth import stages
 from acqsynth.config import PrepareConfig, merge, profile_params, resolve
-from tests.conftest import SHARED_DATASETS
+from acqsynth.domains.math import MathDifficulty, generate_word_problems, gsm8k_solution
 
 
 def _config(**prepare):
@@ -41,21 +42,33 @@ def test_math_test_split_balances_the_steps():
     assert _kinds("math", test) == {"1 steps": 150, "2 steps": 150}
 
 
-def test_no_test_split_and_too_large_a_test_split():
+@pytest.fixture
+def gsm8k_dir(tmp_path):
+    """A GSM8K-format directory (train.jsonl, test.jsonl) of procedural problems: 300 train, 80 test rows."""
+    problems = generate_word_problems(380, MathDifficulty(max_steps=2), seed=11)
+    for name, rows in (("train", problems[:300]), ("test", problems[300:])):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"question": p.question, "answer": gsm8k_solution(p)}) + "\n" for p in rows))
+    return tmp_path
+
+
+def test_no_test_split_and_too_large_a_test_split(gsm8k_dir):
     assert stages._domain_splits(_config(n_test={"math": 0, "mcq": 0, "code": 0}), "math")["test"].empty
-    gsm8k = {"math": str(SHARED_DATASETS / "gsm8k"), "mcq": "procedural", "code": "procedural"}
-    with pytest.raises(ValueError, match=r"gave \d+ test examples that no other split holds; "
-                                         r"prepare.n_test.math = 100000 are needed"):
-        stages._domain_splits(_config(sources=gsm8k, n_test={"math": 100000, "mcq": 1, "code": 1}), "math")
+    sources = {"math": str(gsm8k_dir), "mcq": "procedural", "code": "procedural"}
+    with pytest.raises(ValueError, match=r"gave 64 test examples that no other split holds; "
+                                         r"prepare.n_test.math = 100 are needed"):
+        stages._domain_splits(_config(sources=sources, n_test={"math": 100, "mcq": 1, "code": 1}), "math")
 
 
-def test_real_test_split_is_the_source_test_rows_after_eval():
-    config = _config(sources={"math": str(SHARED_DATASETS / "gsm8k"), "mcq": "procedural", "code": "procedural"},
+def test_real_test_split_is_the_source_test_rows_after_eval(gsm8k_dir):
+    config = _config(sources={"math": str(gsm8k_dir), "mcq": "procedural", "code": "procedural"},
                      n_test={"math": 50, "mcq": 1, "code": 1})
     splits = stages._domain_splits(config, "math")
     assert len(splits["test"]) == 50
     assert not set(splits["test"]["id"]) & set(splits["eval"]["id"])
     assert not set(splits["test"]["question"]) & set(splits["eval"]["question"])
+    test_rows = [json.loads(line)["question"] for line in (gsm8k_dir / "test.jsonl").read_text().splitlines()]
+    assert set(splits["test"]["question"]) <= set(test_rows[16:])  # after smoke's 16 eval rows
 
 
 def test_test_sizes_name_every_domain():
