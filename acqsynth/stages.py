@@ -596,8 +596,7 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
     cfg = config.acquisition_score
     reward = config.policy_update.reward
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
-    _gate(artifacts.read_table(layout.verified), gates.kept_expectations(), "acquisition_score_reads_verified",
-          layout.verified, layout)
+    _gate(verified, gates.kept_expectations(), "acquisition_score_reads_verified", layout.verified, layout)
     seeds = _split(layout, "seed", config.domain)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), _seeds_fingerprint(config, layout),
@@ -668,8 +667,8 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
         # Checked again as it is read: a table changed since its gate must not reach the training set.
         frame = artifacts.read_table(layout.scored, ["id", "question", "reasoning", "answer", "acquisition_score"])
-        _gate(artifacts.read_table(layout.scored), gates.scored_expectations(reward_ranges(config.acquisition_score)),
-              "select_reads_scored", layout.scored, layout)
+        _gate(frame, gates.scored_expectations(reward_ranges(config.acquisition_score)), "select_reads_scored",
+              layout.scored, layout)
         scores = frame["acquisition_score"].to_numpy(dtype=np.float64)
     else:
         frame = _split(layout, cfg.source, config.domain)
@@ -704,8 +703,7 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     if samples.empty:
         raise ValueError(f"finetune: {layout.selected} has no samples: nothing the generator wrote passed "
                          "verification (see data/rejected.parquet and metrics/verify.json)")
-    _gate(artifacts.read_table(layout.selected), gates.selected_expectations(), "finetune_reads_selected",
-          layout.selected, layout)
+    _gate(samples, gates.selected_expectations(), "finetune_reads_selected", layout.selected, layout)
     student = _load(layout.base_student, training=True)
     checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.selected),
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
