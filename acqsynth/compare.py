@@ -506,7 +506,8 @@ def summary_markdown(summary: pd.DataFrame, base_accuracy: float, reference: str
 
 
 def reward_curves(root: Path, config: PipelineConfig, names: list[str], seeds: int) -> pd.DataFrame:
-    """GRPO mean reward per step of each arm, averaged over seeds (long format: arm, step, mean_reward)."""
+    """Each GRPO arm's curve (`acqsynth.policy.reward_curve`: mean reward, verified rate, acquisition percentile,
+    difficulty mix of the verified rollouts) per step, averaged over seeds: long format, one row per arm and step."""
     frames = []
     for name in names:
         for seed in range(seeds):
@@ -514,10 +515,47 @@ def reward_curves(root: Path, config: PipelineConfig, names: list[str], seeds: i
             if path.is_file():
                 curve = pd.read_csv(path)
                 if len(curve):
-                    frames.append(curve[["step", "mean_reward", "verified_rate"]].assign(arm=name, seed=seed))
+                    frames.append(curve.assign(arm=name, seed=seed))
     if not frames:
         return pd.DataFrame(columns=["arm", "step", "mean_reward", "verified_rate"])
-    return pd.concat(frames).groupby(["arm", "step"], as_index=False)[["mean_reward", "verified_rate"]].mean()
+    curves = pd.concat(frames)
+    mix = [column for column in curves.columns if column.startswith("difficulty: ")]
+    curves[mix] = curves[mix].fillna(0.0)  # a difficulty missing from a step's verified rollouts has share 0
+    measures = [column for column in curves.columns if column not in ("arm", "step", "seed")]
+    return curves.groupby(["arm", "step"], as_index=False)[measures].mean()
+
+
+def weakest_difficulty(table: pd.DataFrame) -> str | None:
+    """The difficulty on which the base student is least accurate: what its data should hold more of."""
+    before = {column.removeprefix("before_"): table[column].mean() for column in table.columns
+              if column.startswith("before_")}
+    return min(before, key=before.get) if before else None
+
+
+def _plot_grpo_diagnostics(curves: pd.DataFrame, weakest: str | None, pool_share: float | None, path: Path) -> None:
+    """Over GRPO steps, per arm: the verified rate, the acquisition percentile against the fixed reference set, and
+    the share of the student's weakest difficulty among the verified rollouts (dashed: the real pool's)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("verified_rate", "verified rate"), ("acquisition_percentile", "acquisition percentile vs reference")]
+    if weakest is not None and f"difficulty: {weakest}" in curves:
+        panels.append((f"difficulty: {weakest}", f"share of '{weakest}' among verified"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8))
+    for axis, (column, label) in zip(np.atleast_1d(axes), panels, strict=True):
+        for arm, group in curves.groupby("arm"):
+            if column in group and group[column].notna().any():
+                # a 5-step rolling mean: one step's 32 rollouts are noisy
+                axis.plot(group["step"], group[column].rolling(5, min_periods=1).mean(), label=arm)
+        if column.startswith("difficulty: ") and pool_share is not None:
+            axis.axhline(pool_share, color="grey", linestyle="--", label="real pool")
+        axis.set_xlabel("GRPO step")
+        axis.set_ylabel(label)
+        axis.set_ylim(0, 1)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    save_figure(figure, path)
 
 
 def _plot_accuracy(summary: pd.DataFrame, base_accuracy: float, path: Path) -> None:
@@ -574,8 +612,15 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
                  and arm.name != "rejection_sampling"]
     curves = reward_curves(root, config, grpo_arms, config.compare.seeds)
     artifacts.atomic_write_text(out / "reward_curves.csv", curves.to_csv(index=False))
+    from acqsynth.policy import REFERENCE_SIZE
+
+    weakest = weakest_difficulty(main)
+    pool = main[main["arm"] == "random_pool"]
+    pool_share = (float(pool[f"difficulty_{weakest}"].mean())
+                  if weakest is not None and len(pool) and f"difficulty_{weakest}" in pool else None)
     if len(curves):
         _plot_curves(curves, "step", "mean_reward", "GRPO step", "mean reward (over seeds)", out / "rewards.png")
+        _plot_grpo_diagnostics(curves, weakest, pool_share, out / "grpo_diagnostics.png")
     sections = [
         f"# Comparison of arms: profile `{config.profile}`, target domain `{config.domain}`",
         "",
@@ -630,7 +675,13 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
                      *[f"| {row.size} | {100 * row.mean:.1f} | {row.count} |" for row in curve.itertuples()],
                      "", "![size curve](size_curve.png)", ""]
     if len(curves):
-        sections += ["## GRPO reward curves", "", "![GRPO mean reward per step](rewards.png)", ""]
+        sections += ["## GRPO reward curves", "", "![GRPO mean reward per step](rewards.png)", "",
+                     "Over GRPO steps (means over seeds, 5-step rolling): the verified rate; the acquisition "
+                     f"percentile of the scored rollouts among {REFERENCE_SIZE} fixed real pool samples scored by the "
+                     "same student (GRPO ranks rewards within each group, so only this shows whether the generator "
+                     "comes to write samples of higher absolute acquisition); and the share of the base student's "
+                     f"weakest difficulty (`{weakest}`) among the verified rollouts, beside the real pool's.", "",
+                     "![GRPO diagnostics](grpo_diagnostics.png)", ""]
     failed = [result for result in results if "failed" in result]
     if failed:
         sections += ["## Failed runs", "", "| arm | seed | error |", "|---|---|---|",

@@ -21,6 +21,7 @@ from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
 from acqsynth.models.loading import LoadedModel, best_device
 from acqsynth.resume import last_checkpoint
+from acqsynth.domains import domain_module
 from acqsynth.domains.sample import parse_sample
 from acqsynth.verify.samples import VerifyRules, check_samples
 
@@ -33,11 +34,42 @@ class RolloutReward:
     format_reward: float
     acquisition_reward: float  # 0 where not scored (gate mode: an unverified rollout)
     reward: float | None  # None: no part in its group's advantage (gate mode, unverified)
+    difficulty: str | None  # the domain's difficulty of a parsed sample (math: its steps)
+    acquisition_percentile: float | None  # where its raw acquisition lies among the reference set's; None: unscored
 
 
 ROLLOUT_COLUMNS = ["step", "prompt_id", "completion", *RolloutReward.__dataclass_fields__]
 CURVE_COLUMNS = ["step", "mean_reward", "parse_rate", "verified_rate", "mean_verified_acquisition",
-                 "informative_group_rate"]
+                 "informative_group_rate", "acquisition_percentile"]
+REFERENCE_SIZE = 64  # real pool samples a rollout's acquisition percentile is read against
+
+
+def reference_scores(scorer: AcquisitionScorer, reward: RewardConfig, reference: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Raw acquisition rewards of a fixed set of real samples (columns question, reasoning, answer), scored once.
+    GRPO normalises rewards within each group, which hides whether the generator comes to write samples that score
+    higher in absolute terms; the student does not change during GRPO, so a rollout's percentile among these
+    scores shows it. Empty with no acquisition weight or no reference."""
+    names = [name for name, weight in reward.weights.items() if weight]
+    if not names or reference.empty:
+        return {}
+    return scorer.scores(list(reference["question"]), list(reference["reasoning"]), list(reference["answer"]),
+                         names, admit=False)
+
+
+def acquisition_percentiles(raw: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+                            weights: dict[str, float]) -> np.ndarray:
+    """Each sample's mid-rank percentile in [0, 1] among the reference's scores, per reward, averaged with the
+    rewards' absolute weights; a negative weight counts a low score as high."""
+    n = len(next(iter(raw.values())))
+    total, percentile = 0.0, np.zeros(n)
+    for name, scores in reference.items():
+        ordered = np.sort(scores)
+        rank = (np.searchsorted(ordered, raw[name], "left") + np.searchsorted(ordered, raw[name], "right")) / (
+            2 * len(ordered))
+        weight = weights[name]
+        percentile += abs(weight) * (rank if weight > 0 else 1 - rank)
+        total += abs(weight)
+    return percentile / total
 
 
 def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tuple[float | None, float | None]:
@@ -49,7 +81,8 @@ def reward_bounds(reward: RewardConfig, scoring: AcquisitionScoreConfig) -> tupl
 
 
 def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: RewardConfig,
-                    rules: VerifyRules | None = None, group_size: int | None = None) -> list[RolloutReward]:
+                    rules: VerifyRules | None = None, group_size: int | None = None,
+                    reference: dict[str, np.ndarray] | None = None) -> list[RolloutReward]:
     """Reward of each completion of one generation batch, whose consecutive runs of `group_size` are GRPO's groups
     (the rollouts of one prompt; None: one group). Only the rollouts the mode scores (verified ones; parsed ones in
     paper mode) are scored on the student, the costly part, and normalised: over their group in gate mode, over the
@@ -59,6 +92,7 @@ def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: R
     scored = [i for i, check in enumerate(checks) if (check.parsed if reward.mode == "paper" else check.verified)]
     names = [name for name, weight in reward.weights.items() if weight]
     acquisition = np.zeros(len(checks))
+    percentile: dict[int, float] = {}
     if names and scored:
         raw = scorer.scores([checks[i].question for i in scored], [checks[i].reasoning for i in scored],
                             [checks[i].answer for i in scored], names)
@@ -69,6 +103,9 @@ def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: R
         for positions in groups.values():
             combined = combine({name: raw[name][positions] for name in names}, reward.weights, reward.normalisation)
             acquisition[[scored[position] for position in positions]] = combined
+        if reference:
+            percentile = dict(zip(scored, acquisition_percentiles(raw, reference, reward.weights).tolist()))
+    difficulty = domain_module(scorer.domain).difficulty
     rewards = []
     is_scored = set(scored)
     for index, check in enumerate(checks):
@@ -82,7 +119,9 @@ def rollout_rewards(completions: list[str], scorer: AcquisitionScorer, reward: R
             value = reward.failed_verification
             total = value + format_term
         rewards.append(RolloutReward(parsed=check.parsed, verified=check.verified, reason=check.reason,
-                                     format_reward=check.format_score, acquisition_reward=value, reward=total))
+                                     format_reward=check.format_score, acquisition_reward=value, reward=total,
+                                     difficulty=difficulty(check.question, check.reasoning) if check.parsed else None,
+                                     acquisition_percentile=percentile.get(index)))
     return rewards
 
 
@@ -96,8 +135,10 @@ class AcquisitionReward:
     __name__ = "acquisition_reward"
 
     def __init__(self, scorer: AcquisitionScorer, reward: RewardConfig, log_path: Path,
-                 rules: VerifyRules | None = None, group_size: int | None = None) -> None:
+                 rules: VerifyRules | None = None, group_size: int | None = None,
+                 reference: dict[str, np.ndarray] | None = None) -> None:
         self.scorer = scorer
+        self.reference = reference
         self.reward = reward
         self.rules = rules
         self.group_size = group_size
@@ -132,7 +173,7 @@ class AcquisitionReward:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             raise RuntimeError("policy_update: the acquisition reward needs the whole rollout batch; "
                                "run GRPO in one process")
-        rewards = rollout_rewards(completions, self.scorer, self.reward, self.rules, self.group_size)
+        rewards = rollout_rewards(completions, self.scorer, self.reward, self.rules, self.group_size, self.reference)
         rows = [{"step": int(trainer_state.global_step), "prompt_id": pid, "completion": completion, **asdict(reward)}
                 for pid, completion, reward in zip(prompt_id, completions, rewards, strict=True)]
         self.rollouts.extend(rows)
@@ -185,11 +226,13 @@ def train_generator(
     seed: int,
     rules: VerifyRules | None = None,
     calculator: bool = False,
+    reference: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
     generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
     `prompts` has columns `prompt_id` and `prompt`. With `calculator`, rollouts are sampled with it, as generate
-    samples, so that GRPO trains the generator generate uses."""
+    samples, so that GRPO trains the generator generate uses. `reference`: real samples each rollout's acquisition
+    percentile is read against (`reference_scores`)."""
     import torch
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -218,8 +261,9 @@ def train_generator(
         disable_tqdm=False,
         **grpo_vllm_kwargs(config.use_vllm),
     )
+    scored_reference = None if reference is None else reference_scores(scorer, config.reward, reference)
     reward = AcquisitionReward(scorer, config.reward, checkpoints / "rollouts.jsonl", rules,
-                               config.num_generations)
+                               config.num_generations, scored_reference)
     # In gate mode an unverified rollout's None reward is the design, not a fault: TRL's warning about it would
     # repeat at every step.
     logging.getLogger("trl.trainer.grpo_trainer").addFilter(_EXPECTED_NONE_REWARDS)  # once: the same filter
@@ -238,13 +282,18 @@ def train_generator(
     generator.model.eval()
     generator.model.save_pretrained(output_dir)
     generator.tokenizer.save_pretrained(output_dir)
-    return pd.DataFrame(reward.rollouts), resumed_step
+    rollouts = pd.DataFrame(reward.rollouts, columns=ROLLOUT_COLUMNS)
+    # all None (no acquisition weight, or a missing reference) would be an object column: NaN in a float one
+    rollouts["acquisition_percentile"] = pd.to_numeric(rollouts["acquisition_percentile"]).astype(float)
+    return rollouts, resumed_step
 
 
 def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:
     """Per GRPO step: mean reward (of the rollouts that had one), mean acquisition reward of verified samples,
-    parse and verification rates, and the share of informative groups: a prompt's rollouts with at least two
-    rewards that differ. Only those give any rollout a nonzero advantage, so only they move the generator."""
+    parse and verification rates, the share of informative groups: a prompt's rollouts with at least two
+    rewards that differ (only those give any rollout a nonzero advantage, so only they move the generator), the
+    mean acquisition percentile of the scored rollouts, and the share of each difficulty among the verified
+    rollouts (a column `difficulty: <label>` per difficulty seen)."""
     grouped = rollouts.groupby("step")
     spread = rollouts.groupby(["step", "prompt_id"])["reward"].agg(["count", "min", "max"])
     informative = ((spread["count"] >= 2) & (spread["max"] > spread["min"])).groupby("step").mean()
@@ -254,5 +303,11 @@ def reward_curve(rollouts: pd.DataFrame) -> pd.DataFrame:
         "verified_rate": grouped["verified"].mean(),
         "mean_verified_acquisition": rollouts[rollouts["verified"]].groupby("step")["acquisition_reward"].mean(),
         "informative_group_rate": informative,
+        # all None (no acquisition weight) is an object column: as numbers, NaN
+        "acquisition_percentile": pd.to_numeric(rollouts["acquisition_percentile"]).groupby(rollouts["step"]).mean(),
     })
+    verified = rollouts[rollouts["verified"]]
+    if len(verified):
+        mix = pd.crosstab(verified["step"], verified["difficulty"].fillna("unknown"), normalize="index")
+        curve = curve.join(mix.rename(columns=lambda label: f"difficulty: {label}"))
     return curve.reset_index()

@@ -344,7 +344,8 @@ def _scorer(config: PipelineConfig, layout: Layout, student, seeds: pd.DataFrame
 # -- policy_update --------------------------------------------------------------------------------------------------
 
 def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    from acqsynth.policy import CURVE_COLUMNS, ROLLOUT_COLUMNS, reward_bounds, reward_curve, train_generator
+    from acqsynth.policy import (CURVE_COLUMNS, REFERENCE_SIZE, ROLLOUT_COLUMNS, reward_bounds, reward_curve,
+                                 train_generator)
     from acqsynth.verify.samples import verify_rules
 
     started = time.perf_counter()
@@ -354,14 +355,15 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     generator = _load(layout.base_generator, training=True)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
+    reference = _split(layout, "pool", config.domain).head(REFERENCE_SIZE)  # the same for every arm and seed
     checkpoints = _checkpoints(layout.policy, *(artifacts.content_hash(path) for path in (
-        layout.base_models, layout.split("seed"), layout.centroids)), cfg.model_dump(mode="json"),
+        layout.base_models, layout.split("seed"), layout.split("pool"), layout.centroids)), cfg.model_dump(mode="json"),
         config.acquisition_score.model_dump(mode="json"), config.seed, config.domain, config.calculator)
     trained = cfg.max_steps > 0
     with _staged(layout.policy) as staged_model:
         if trained:
             rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
-                                                     config.seed, verify_rules(config), config.calculator)
+                                                     config.seed, verify_rules(config), config.calculator, reference)
             low, high = reward_bounds(cfg.reward, config.acquisition_score)
             _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
                                layout.rollouts, layout)

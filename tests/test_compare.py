@@ -101,6 +101,30 @@ def test_accuracy_by_difficulty_per_arm_under_the_base_student():
     assert compare.difficulty_markdown(compare.results_table(results[:0] + [_result("x", 0, 0.1)], "math")) == ""
 
 
+def test_grpo_curves_average_seeds_and_plot_the_weakest_difficulty(tmp_path):
+    config = _config(seeds=2)
+    for seed, (percentile, hard) in enumerate([(0.4, 0.2), (0.6, None)]):
+        path = compare.run_dir(tmp_path, config, "acqsyn_learnability", seed) / "metrics" / "policy_rewards.csv"
+        path.parent.mkdir(parents=True)
+        columns = {"step": [0, 1], "mean_reward": [0.1, 0.3], "verified_rate": [0.5, 0.7],
+                   "acquisition_percentile": [percentile, percentile], "difficulty: 1 steps": [0.8, 1.0]}
+        if hard is not None:  # seed 1 verified no two-step rollout, so its curve has no such column
+            columns["difficulty: 2 steps"] = [hard, 0.0]
+        pd.DataFrame(columns).to_csv(path, index=False)
+    curves = compare.reward_curves(tmp_path, config, ["acqsyn_learnability", "verify_only"], seeds=2)
+    assert curves["step"].tolist() == [0, 1]
+    assert curves["acquisition_percentile"].tolist() == pytest.approx([0.5, 0.5])
+    assert curves["difficulty: 2 steps"].tolist() == pytest.approx([0.1, 0.0])  # the missing column counts as 0
+    results = [_result("original", 0, 0.4)]
+    results[0]["metrics"]["evaluate"]["in_domain"]["by_difficulty"] = {
+        "1 steps": {"before_accuracy": 0.6, "after_accuracy": 0.6, "n": 5},
+        "2 steps": {"before_accuracy": 0.3, "after_accuracy": 0.3, "n": 5}}
+    weakest = compare.weakest_difficulty(compare.results_table(results, "math"))
+    assert weakest == "2 steps"
+    compare._plot_grpo_diagnostics(curves, weakest, 0.53, tmp_path / "diagnostics.png")
+    assert (tmp_path / "diagnostics.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_audit_table_averages_each_arms_data_over_seeds():
     results = [_result("original", 0, 0.4), _result("original", 1, 0.5), _result("random_pool", 0, 0.5)]
     results[0]["metrics"]["verify"] |= {"copy_rate": 0.02, "reference_confirmed_rate": 1.0}

@@ -53,6 +53,8 @@ def rollouts_frame(n: int = 40) -> pd.DataFrame:
             "format_reward": [float(i % 2 == 0) for i in range(n)],
             "acquisition_reward": np.linspace(R_MIN, R_MAX, n),
             "reward": np.linspace(R_MIN, R_MAX + 1.0, n),
+            "difficulty": ["1 steps" if i % 2 == 0 else None for i in range(n)],
+            "acquisition_percentile": [0.5 if i % 4 == 0 else np.nan for i in range(n)],
         }
     )
 
@@ -178,6 +180,7 @@ FAILURES = {
     "reward NaN on a verified rollout": ("rollouts", _set("reward", 4, np.nan), "reward"),
     "reward out of range": ("rollouts", _set("acquisition_reward", 7, R_MAX + 0.5), "acquisition_reward"),
     "negative step": ("rollouts", _set("step", 0, -1), "step"),
+    "percentile above 1": ("rollouts", _set("acquisition_percentile", 0, 1.5), "acquisition_percentile"),
     "score -inf": ("scored", _set("acquisition_score", 1, -np.inf), "acquisition_score"),
     "confidence NaN": ("scored", _set("confidence", 0, np.nan), "confidence"),
     "gradient +inf": ("scored", _set("gradient_magnitude", 2, np.inf), "gradient_magnitude"),

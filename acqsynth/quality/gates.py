@@ -143,6 +143,8 @@ def rollouts_expectations(reward_min: float | None, reward_max: float | None) ->
         # Missing only where a rollout had no part in its group (gate mode: not verified).
         *_finite_float("reward", reward_min, None if reward_max is None else reward_max + 1.0, nullable=True),
         gxe.ExpectColumnValuesToNotBeNull(column="reward", row_condition="verified==True", condition_parser="pandas"),
+        *_column("difficulty", STR_TYPES, nullable=True),  # missing where not parsed
+        *_finite_float("acquisition_percentile", 0.0, 1.0, nullable=True),  # missing where not scored
     ]
 
 
