@@ -54,15 +54,45 @@ def workspace_lock(root: Path, shared: bool = False) -> Iterator[None]:
         handle.close()
 
 
+def _naming(error: OSError, path: Path) -> OSError:
+    """error, naming path where the OS named nothing (a full disk fails a write with no file name)."""
+    if error.filename is None:
+        error.filename = str(path)
+    return error
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# What open() would give a new file (0644 under the usual umask); mkstemp's temporary files are 0600.
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in path's directory (made if need be), with the mode of a normally written file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, _FILE_MODE)
+    except OSError as error:
+        raise _naming(error, path) from None
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(error, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -114,12 +144,14 @@ def discard(staged: Path) -> None:
 
 def write_table(path: Path, frame: pd.DataFrame) -> None:
     """Parquet, written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary_beside(path)
     os.close(fd)
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(error, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

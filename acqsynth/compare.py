@@ -10,6 +10,7 @@ one evaluation. A run whose inputs and parameters are unchanged is reused from i
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -23,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from acqsynth import artifacts, significance
-from acqsynth.config import REWARD_NAMES, Layout, PipelineConfig, merge, resolve, write_params
+from acqsynth.config import (REWARD_NAMES, ConfigError, Layout, PipelineConfig, merge, resolve, unknown_name,
+                             write_params)
 from acqsynth.report import save_figure
 from acqsynth.resume import fingerprint
 
@@ -33,6 +35,7 @@ MAIN = "main"  # the main workspace, in Arm.inputs
 SHARED = {MAIN: ("data/prepared", "models/base", "data/seed_centroids.npz")}
 SEEDLESS_RUNS = ("student_b",)
 ALL_REWARDS = {name: 1.0 for name in REWARD_NAMES}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,9 @@ def arms(config: PipelineConfig) -> list[Arm]:
             {"policy_update": combined, **synthetic}, GRPO_STAGES),
     ]
     if cfg.arms is not None:
-        unknown = sorted(set(cfg.arms) - {arm.name for arm in result})
-        if unknown:
-            raise ValueError(f"compare.arms: unknown arms {unknown}; expected some of "
-                             f"{[arm.name for arm in result]}")
+        names = [arm.name for arm in result]
+        if unknown := [name for name in cfg.arms if name not in names]:
+            raise ConfigError(unknown_name("compare.arms", unknown[0], names))
         result = [arm for arm in result if arm.name in cfg.arms]
     return result
 
@@ -233,12 +235,34 @@ def run_fingerprint(root: Path, config: PipelineConfig, arm: Arm, seed: int) -> 
                        {path: artifacts.content_hash(source) for path, source in sorted(sources.items())})
 
 
+def _result_outputs(workspace: Path) -> dict[str, str]:
+    """The content hash of each output of a run that the comparison reads besides result.json."""
+    layout = Layout(workspace)
+    return {str(path.relative_to(workspace)): artifacts.content_hash(path)
+            for path in (layout.predictions, layout.reward_curve) if path.is_file()}
+
+
+def _result_hash(result: dict[str, Any]) -> str:
+    return artifacts.content_hash_of_bytes(json.dumps(result, sort_keys=True).encode())
+
+
 def cached_result(root: Path, config: PipelineConfig, arm: Arm, seed: int) -> dict[str, Any] | None:
-    path = run_dir(root, config, arm.name, seed) / "result.json"
+    """The run's result.json, if it is intact (its own hash and its outputs' hashes hold) and its inputs and
+    parameters are unchanged; else None, and a damaged one is named in a warning (the run is then redone)."""
+    workspace = run_dir(root, config, arm.name, seed)
+    path = workspace / "result.json"
     if not path.is_file():
         return None
-    result = json.loads(path.read_text(encoding="utf-8"))
-    return result if result.get("fingerprint") == run_fingerprint(root, config, arm, seed) else None
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        intact = result.pop("result_hash") == _result_hash(result) and result["outputs"] == _result_outputs(workspace)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        intact = False
+    if not intact:
+        logger.warning("%s: damaged (it or an output it vouches for is not as written); running %s seed %d again",
+                       path, arm.name, seed)
+        return None
+    return result if result["fingerprint"] == run_fingerprint(root, config, arm, seed) else None
 
 
 def run_arm(root: Path, config: PipelineConfig, arm: Arm, seed: int,
@@ -258,8 +282,8 @@ def run_arm(root: Path, config: PipelineConfig, arm: Arm, seed: int,
     result = {"arm": arm.name, "group": arm.group, "seed": seed, "description": arm.description,
               "overrides": arm.overrides, "metrics": metrics,
               "data": data_summary(layout, arm_config.domain) if layout.selected.exists() else None,
-              "fingerprint": run_fingerprint(root, config, arm, seed)}
-    artifacts.write_json(workspace / "result.json", result)
+              "fingerprint": run_fingerprint(root, config, arm, seed), "outputs": _result_outputs(workspace)}
+    artifacts.write_json(workspace / "result.json", result | {"result_hash": _result_hash(result)})
     return result | {"reused": False}
 
 
@@ -511,7 +535,7 @@ def reward_curves(root: Path, config: PipelineConfig, names: list[str], seeds: i
     frames = []
     for name in names:
         for seed in range(seeds):
-            path = run_dir(root, config, name, seed) / "metrics" / "policy_rewards.csv"
+            path = Layout(run_dir(root, config, name, seed)).reward_curve
             if path.is_file():
                 curve = pd.read_csv(path)
                 if len(curve):
@@ -589,25 +613,30 @@ def _plot_curves(curves: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
     save_figure(figure, path)
 
 
-def report_dir(root: Path, config: PipelineConfig) -> Path:
-    return root / "reports" / "compare" / config.domain
+# The files of a comparison's report that dvc.yaml shows as plots (acqsynth.dvc_yaml), under report_dir.
+ARMS_TABLE = "arms.csv"
+ACCURACY_PLOT, REWARDS_PLOT, DIAGNOSTICS_PLOT = "accuracy.png", "rewards.png", "grpo_diagnostics.png"
+
+
+def report_dir(root: Path, domain: str) -> Path:
+    return root / "reports" / "compare" / domain
 
 
 def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any]], command: str,
                  seconds: float, design: str) -> str:
     """reports/compare/<domain>/: report.md, per-run and per-arm CSVs (DVC plots) and PNG plots."""
-    out = report_dir(root, config)
+    out = report_dir(root, config.domain)
     table = results_table(results, config.domain)
     base_accuracy = float(table["before"].iloc[0]) if len(table) else float("nan")
     main = table[table["group"] == "arms"]
     summary = summary_table(main)
     write_params(out / "params.yaml", config.model_dump(mode="json"))
     artifacts.atomic_write_text(out / "runs.csv", table.to_csv(index=False))
-    artifacts.atomic_write_text(out / "arms.csv", summary.to_csv(index=False))
+    artifacts.atomic_write_text(out / ARMS_TABLE, summary.to_csv(index=False))
     primary = primary_comparisons(root, config, main)
     artifacts.atomic_write_text(out / "summary.json",
                                 json.dumps({**summary_json(main), "primary_comparisons": primary}, indent=2) + "\n")
-    _plot_accuracy(summary, base_accuracy, out / "accuracy.png")
+    _plot_accuracy(summary, base_accuracy, out / ACCURACY_PLOT)
     grpo_arms = [arm.name for arm in arms(config) if "policy_update" in arm.stages and arm.name != "original"
                  and arm.name != "rejection_sampling"]
     curves = reward_curves(root, config, grpo_arms, config.compare.seeds)
@@ -619,8 +648,8 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     pool_share = (float(pool[f"difficulty_{weakest}"].mean())
                   if weakest is not None and len(pool) and f"difficulty_{weakest}" in pool else None)
     if len(curves):
-        _plot_curves(curves, "step", "mean_reward", "GRPO step", "mean reward (over seeds)", out / "rewards.png")
-        _plot_grpo_diagnostics(curves, weakest, pool_share, out / "grpo_diagnostics.png")
+        _plot_curves(curves, "step", "mean_reward", "GRPO step", "mean reward (over seeds)", out / REWARDS_PLOT)
+        _plot_grpo_diagnostics(curves, weakest, pool_share, out / DIAGNOSTICS_PLOT)
     sections = [
         f"# Comparison of arms: profile `{config.profile}`, target domain `{config.domain}`",
         "",
@@ -634,7 +663,7 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         "",
         summary_markdown(summary, base_accuracy),
         "",
-        "![accuracy per arm](accuracy.png)",
+        f"![accuracy per arm]({ACCURACY_PLOT})",
         "",
         "## What each arm's data is",
         "",
@@ -675,13 +704,13 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
                      *[f"| {row.size} | {100 * row.mean:.1f} | {row.count} |" for row in curve.itertuples()],
                      "", "![size curve](size_curve.png)", ""]
     if len(curves):
-        sections += ["## GRPO reward curves", "", "![GRPO mean reward per step](rewards.png)", "",
+        sections += ["## GRPO reward curves", "", f"![GRPO mean reward per step]({REWARDS_PLOT})", "",
                      "Over GRPO steps (means over seeds, 5-step rolling): the verified rate; the acquisition "
                      f"percentile of the scored rollouts among {REFERENCE_SIZE} fixed real pool samples scored by the "
                      "same student (GRPO ranks rewards within each group, so only this shows whether the generator "
                      "comes to write samples of higher absolute acquisition); and the share of the base student's "
                      f"weakest difficulty (`{weakest}`) among the verified rollouts, beside the real pool's.", "",
-                     "![GRPO diagnostics](grpo_diagnostics.png)", ""]
+                     f"![GRPO diagnostics]({DIAGNOSTICS_PLOT})", ""]
     failed = [result for result in results if "failed" in result]
     if failed:
         sections += ["## Failed runs", "", "| arm | seed | error |", "|---|---|---|",

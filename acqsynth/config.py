@@ -26,6 +26,15 @@ class ConfigError(ValueError):
     """A bad value in params.yaml; the message names the file, the key and what was expected."""
 
 
+def unknown_name(what: str, name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """`what: unknown 'x' (did you mean 'y'?); expected one of [...]`, for a name a user typed."""
+    import difflib
+
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{what}: unknown {name!r}{hint}; expected one of {list(choices)}"
+
+
 def _accepts_bool(annotation: Any) -> bool:
     return annotation is bool or annotation is Any or any(_accepts_bool(arg) for arg in get_args(annotation))
 
@@ -605,6 +614,10 @@ class Layout:
         return self.root / "data" / "verified.parquet"
 
     @property
+    def rejected(self) -> Path:
+        return self.root / "data" / "rejected.parquet"
+
+    @property
     def scored(self) -> Path:
         return self.root / "data" / "scored.parquet"
 
@@ -621,12 +634,29 @@ class Layout:
         return self.root / "metrics"
 
     @property
+    def reward_curve(self) -> Path:
+        """GRPO's reward per step (acqsynth.policy.reward_curve), as CSV."""
+        return self.metrics / "policy_rewards.csv"
+
+    @property
+    def loss_curve(self) -> Path:
+        """SFT's loss per logged step, as CSV."""
+        return self.metrics / "finetune_loss.csv"
+
+    def stage_metrics(self, stage: str) -> Path:
+        return self.metrics / f"{stage}.json"
+
+    @property
     def quality_reports(self) -> Path:
         return self.root / "reports" / "quality"
 
     @property
     def report(self) -> Path:
         return self.root / "reports" / "summary.md"
+
+    @property
+    def reward_plot(self) -> Path:
+        return self.root / "reports" / "policy_rewards.png"
 
     def split(self, name: str) -> Path:
         return self.prepared / f"{name}.parquet"

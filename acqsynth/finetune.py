@@ -56,7 +56,7 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
         seed=seed,
         use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
+        activation_checkpointing=False,  # TRL defaults it on (and deprecates the old name)
     )
     student.model.train()
     trainer = SFTTrainer(model=student.model, args=args, train_dataset=sft_dataset(samples),

@@ -257,7 +257,7 @@ def train_generator(
         seed=seed,
         use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
+        activation_checkpointing=False,  # TRL defaults it on (and deprecates the old name)
         disable_tqdm=False,
         **grpo_vllm_kwargs(config.use_vllm),
     )

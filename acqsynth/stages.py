@@ -16,14 +16,16 @@ import re
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from acqsynth import artifacts
+from acqsynth import artifacts, imports
 from acqsynth.config import DOMAIN_NAMES, Layout, PipelineConfig, PROCEDURAL, TINY
 from acqsynth.domains import domain_module
 from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
@@ -35,10 +37,50 @@ from acqsynth.resume import ShardMapper, ShardStore, checkpoint_dir, fingerprint
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "tests", "source"]
 VERIFY_SHARD_SIZE = 256
 SPLITS = ("seed", "eval", "pool", "pretrain", "test")
-STAGES = ("prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify", "acquisition_score",
-          "select", "finetune", "evaluate", "report")
-SHARDED_STAGES = ("generate", "verify", "acquisition_score")  # take a `map_shards` to fan their shards out
 SELECTED_COLUMNS = ["id", "source", "question", "reasoning", "answer", "selection_score"]
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A CSV that a stage writes, drawn by `dvc plots show`."""
+
+    path: Path
+    title: str
+    x: str
+    y: tuple[str, ...]
+    y_label: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage, declared beside its function: the paths it reads and writes (relative to the workspace, from
+    Layout), the params.yaml keys it depends on and the plots it writes. The pipeline is the tuple PIPELINE of
+    them; dvc.yaml is rendered from it (acqsynth.dvc_yaml), the Prefect tasks wrap it (tasks/stages.py), and the
+    code a stage depends on comes from the import graph (`code`)."""
+
+    function: Callable[..., dict[str, Any]]
+    reads: tuple[Path, ...]
+    writes: tuple[Path, ...]
+    params: tuple[str, ...]
+    plots: tuple[Plot, ...] = ()
+    sharded: bool = False  # takes a `map_shards` to fan its shards out
+    in_git: tuple[Path, ...] = ()  # outputs that DVC leaves to git (a report to read in the repository)
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+    @property
+    def metrics(self) -> Path:
+        return _AT.stage_metrics(self.name)
+
+    @property
+    def code(self) -> list[str]:
+        """The project files the stage runs, relative to the checkout (acqsynth.imports)."""
+        return imports.relative(imports.function_closure(imports.module_path(__name__), self.name))
+
+
+_AT = Layout(Path())  # the workspace-relative paths of the declarations
 
 
 @contextmanager
@@ -66,13 +108,22 @@ def _write_gated_table(frame: pd.DataFrame, expectations: list, name: str, path:
 
 def _write_metrics(layout: Layout, stage: str, metrics: dict[str, Any], started: float) -> dict[str, Any]:
     metrics = {**metrics, "seconds": round(time.perf_counter() - started, 2)}
-    artifacts.write_json(layout.metrics / f"{stage}.json", metrics)
+    artifacts.write_json(layout.stage_metrics(stage), metrics)
     return metrics
 
 
+# (path, content hash) of the splits checked in this process: a stage reads the same split several times.
+_checked_splits: set[tuple[Path, str]] = set()
+
+
 def _split(layout: Layout, name: str, domain: str | None = None) -> pd.DataFrame:
-    """A prepared split, all domains or one."""
-    frame = artifacts.read_table(layout.split(name), EXAMPLE_COLUMNS, exact=True)
+    """A prepared split, all domains or one, checked with the suite that gated it when prepare wrote it."""
+    path = layout.split(name)
+    frame = artifacts.read_table(path, EXAMPLE_COLUMNS, exact=True)
+    key = (path, artifacts.content_hash(path))
+    if key not in _checked_splits:
+        _gate(frame, gates.examples_expectations(), f"read_{name}", path, layout)
+        _checked_splits.add(key)
     return frame if domain is None else frame[frame["domain"] == domain].reset_index(drop=True)
 
 
@@ -197,6 +248,9 @@ def prepare(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 # -- build_models ---------------------------------------------------------------------------------------------------
 
+PREPARE = Stage(prepare, reads=(), writes=(_AT.prepared,), params=("data_seed", "prepare"))
+
+
 def difficulty_of(domain: str, question: str, reasoning: str, skill: str) -> str:
     """What a generated sample should share with its seed: the domain's difficulty, else the example's skill."""
     return domain_module(domain).difficulty(question, reasoning) or skill
@@ -295,11 +349,16 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                             config.verify.sandbox_missing_layers)
             metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
         _gate(pd.DataFrame([metrics]), gates.metrics_expectations(metrics), "build_models_metrics",
-              layout.metrics / "build_models.json", layout)
+              layout.stage_metrics("build_models"), layout)
     return _write_metrics(layout, "build_models", metrics, started)
 
 
 # -- seed_centroids -------------------------------------------------------------------------------------------------
+
+BUILD_MODELS = Stage(build_models, reads=(_AT.prepared,), writes=(_AT.base_models,),
+                     params=("data_seed", "build_models", "prepare.sources", "verify.workers", "verify.math",
+                             "verify.code"))
+
 
 def _embedding_student(config: PipelineConfig, layout: Layout):
     """The student, when it is also the embedder; the default embedder (MiniLM) needs none."""
@@ -323,6 +382,11 @@ def seed_centroids(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                "embedder": cfg.embedder,
                "mean_seed_proximity": float(proximity_rewards(embeddings, centroids).mean())}
     return _write_metrics(layout, "seed_centroids", metrics, started)
+
+
+SEED_CENTROIDS = Stage(seed_centroids, reads=(_AT.split("seed"), _AT.base_models), writes=(_AT.centroids,),
+                       params=("data_seed", "domain", "acquisition_score.embedder",
+                               "acquisition_score.proximity_clusters"))
 
 
 def _seeds_fingerprint(config: PipelineConfig, layout: Layout) -> str:
@@ -373,7 +437,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             artifacts.write_table(layout.rollouts, rollouts)
     artifacts.discard(checkpoints)
     curve = reward_curve(rollouts) if trained else pd.DataFrame(columns=CURVE_COLUMNS)
-    artifacts.atomic_write_text(layout.metrics / "policy_rewards.csv", curve.to_csv(index=False))
+    artifacts.atomic_write_text(layout.reward_curve, curve.to_csv(index=False))
     metrics = {
         "steps": int(len(curve)),
         "resumed_from_step": resumed_from,
@@ -388,6 +452,14 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 
 # -- generate -------------------------------------------------------------------------------------------------------
+
+POLICY_UPDATE = Stage(
+    policy_update, reads=(_AT.prepared, _AT.base_models, _AT.centroids), writes=(_AT.policy, _AT.rollouts),
+    params=("seed", "domain", "policy_update", "generate.calculator", "acquisition_score", "prepare.sources",
+            "verify.workers", "verify.math", "verify.code"),
+    plots=(Plot(_AT.reward_curve, "GRPO reward per step", "step", ("mean_reward", "verified_rate", "parse_rate"),
+                "mean reward; share of rollouts"),))
+
 
 def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """N samples from the trained generator, in shards: shard i samples with its own seed, so a resumed run writes
@@ -425,6 +497,10 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
 
 
 # -- verify ---------------------------------------------------------------------------------------------------------
+
+GENERATE = Stage(generate, reads=(_AT.policy, _AT.prepared), writes=(_AT.generated,),
+                 params=("seed", "domain", "generate"), sharded=True)
+
 
 def _answer_model_votes(config: PipelineConfig, layout: Layout, questions: list[str]) -> list[list[str | None]]:
     """k answers of the answer model (the base student, or `verify.answer_model.model`) to each question, as the
@@ -519,6 +595,8 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     generated = artifacts.read_table(layout.generated, ["id", "domain", "seed_id", "completion"])
     if generated.empty:
         raise artifacts.ArtifactError(f"{layout.generated}: no generated samples; expected at least one row")
+    _gate(generated, gates.generated_expectations(config.generate.min_parse_rate), "verify_reads_generated",
+          layout.generated, layout)
     domains = set(generated["domain"])
     if domains != {config.domain}:
         raise artifacts.ArtifactError(f"{layout.generated}: domain: expected only {config.domain!r} (params.yaml "
@@ -563,10 +641,9 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
                         "seconds": round(time.perf_counter() - vote_started, 2)}
     kept = checked[checked["verified"]].reset_index(drop=True)
     rejected = checked[~checked["verified"]].reset_index(drop=True)
-    rejected_path = layout.verified.with_name("rejected.parquet")
     _gate(checked, gates.verified_expectations(cfg.min_verified_rate), "verify", layout.verified, layout)
     artifacts.write_table(layout.verified, kept)
-    artifacts.write_table(rejected_path, rejected)
+    artifacts.write_table(layout.rejected, rejected)
     store.clear()
     reason_kinds = Counter(re.sub(r"-?\d+(?:\.\d+)?", "N", reason.split(" (")[0]) for reason in rejected["reason"])
     by_check = Counter(reason.split(":")[0] for reason in rejected["reason"])
@@ -583,6 +660,11 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
 
 
 # -- acquisition_score ----------------------------------------------------------------------------------------------
+
+VERIFY = Stage(verify, reads=(_AT.generated, _AT.prepared, _AT.base_models), writes=(_AT.verified, _AT.rejected),
+               params=("seed", "domain", "verify", "evaluate", "prepare.sources", "acquisition_score.embedder"),
+               sharded=True)
+
 
 def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """All five acquisition rewards of every verified sample (for analysis and the selection baselines), and the
@@ -641,6 +723,11 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
 
 # -- select -------------------------------------------------------------------------------------------------------
 
+ACQUISITION_SCORE = Stage(acquisition_score, reads=(_AT.verified, _AT.base_models, _AT.prepared, _AT.centroids),
+                          writes=(_AT.scored,), params=("seed", "domain", "acquisition_score", "policy_update.reward"),
+                          sharded=True)
+
+
 def _pool_scores(config: PipelineConfig, layout: Layout, pool: pd.DataFrame) -> np.ndarray:
     """The configured combination of acquisition rewards over a real pool (the filtered-selection baseline)."""
     from acqsynth.acquisition.combine import combine
@@ -696,6 +783,10 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 # -- finetune -------------------------------------------------------------------------------------------------------
 
+SELECT = Stage(select, reads=(_AT.scored, _AT.prepared, _AT.base_models, _AT.centroids), writes=(_AT.selected,),
+               params=("seed", "domain", "select", "acquisition_score", "policy_update.reward"))
+
+
 def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.finetune import finetune_student
 
@@ -714,13 +805,18 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         log, resumed_from = finetune_student(student, samples, config.finetune, staged, checkpoints, config.seed)
     artifacts.discard(checkpoints)
     losses = pd.DataFrame([{"step": entry["step"], "loss": entry["loss"]} for entry in log])
-    artifacts.atomic_write_text(layout.metrics / "finetune_loss.csv", losses.to_csv(index=False))
+    artifacts.atomic_write_text(layout.loss_curve, losses.to_csv(index=False))
     metrics = {"n_samples": len(samples), "steps": int(len(losses)), "resumed_from_step": resumed_from,
                "final_loss": float(losses["loss"].iloc[-1]) if len(losses) else None}
     return _write_metrics(layout, "finetune", metrics, started)
 
 
 # -- evaluate -------------------------------------------------------------------------------------------------------
+
+FINETUNE = Stage(finetune, reads=(_AT.selected, _AT.base_models), writes=(_AT.finetuned_student,),
+                 params=("seed", "finetune"),
+                 plots=(Plot(_AT.loss_curve, "SFT loss per step", "step", ("loss",), "loss"),))
+
 
 def _base_evaluation(cache: Path, key: str, splits: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
     """The cached predictions of the base student for `key`, or None. A cache file is named by its key and the
@@ -803,7 +899,7 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "forgetting": {domain: summary(domain) for domain in DOMAIN_NAMES if domain != config.domain},
     }
     predictions_path = layout.predictions
-    _gate(pd.DataFrame([results]), gates.metrics_expectations(results), "evaluate", layout.metrics / "evaluate.json",
+    _gate(pd.DataFrame([results]), gates.metrics_expectations(results), "evaluate", layout.stage_metrics("evaluate"),
           layout)
     artifacts.write_table(predictions_path, frame)
     return _write_metrics(layout, "evaluate", metrics, started)
@@ -811,13 +907,17 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 # -- report ---------------------------------------------------------------------------------------------------------
 
+EVALUATE = Stage(evaluate, reads=(_AT.base_models, _AT.finetuned_student, _AT.prepared), writes=(_AT.predictions,),
+                 params=("domain", "evaluate"))
+
+
 def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.report import write_report
 
     started = time.perf_counter()
-    stage_metrics = {stage: artifacts.read_json(layout.metrics / f"{stage}.json") for stage in STAGES[:-1]}
-    curve = pd.read_csv(layout.metrics / "policy_rewards.csv")
-    write_report(config, stage_metrics, curve, layout.report, layout.root / "reports" / "policy_rewards.png")
+    stage_metrics = {stage.name: artifacts.read_json(layout.stage_metrics(stage.name)) for stage in PIPELINE[:-1]}
+    curve = pd.read_csv(layout.reward_curve)
+    write_report(config, stage_metrics, curve, layout.report, layout.reward_plot)
     summary = {
         "domain": config.domain,
         "base_generator_parse_rate": stage_metrics["build_models"][f"{config.domain}_base_generator_parse_rate"],
@@ -831,3 +931,9 @@ def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     }
     return _write_metrics(layout, "report", summary, started)
 
+
+_BEFORE_REPORT = (PREPARE, BUILD_MODELS, SEED_CENTROIDS, POLICY_UPDATE, GENERATE, VERIFY, ACQUISITION_SCORE, SELECT,
+                  FINETUNE, EVALUATE)
+REPORT = Stage(report, reads=(*(stage.metrics for stage in _BEFORE_REPORT), _AT.reward_curve),
+               writes=(_AT.report, _AT.reward_plot), params=("profile", "domain"), in_git=(_AT.report,))
+PIPELINE = (*_BEFORE_REPORT, REPORT)

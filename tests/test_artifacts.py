@@ -1,3 +1,8 @@
+import os
+import stat
+import errno
+import re
+
 import pandas as pd
 import pytest
 
@@ -7,6 +12,11 @@ from acqsynth import artifacts
 def test_write_table_round_trip_and_missing_columns(tmp_path):
     path = tmp_path / "t.parquet"
     artifacts.write_table(path, pd.DataFrame({"id": ["a"], "x": [1]}))
+    artifacts.write_json(tmp_path / "m.json", {})
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in (path, tmp_path / "m.json"):  # as open() would make them, not mkstemp's 0600
+        assert stat.S_IMODE(written.stat().st_mode) == 0o666 & ~umask
     assert artifacts.read_table(path, ["id", "x"])["x"].tolist() == [1]
     with pytest.raises(artifacts.ArtifactError, match=r"t.parquet: missing columns \['question'\]"):
         artifacts.read_table(path, ["id", "question"])
@@ -34,6 +44,25 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
         artifacts.write_json(path, {"a": 2})
     assert artifacts.read_json(path) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.parametrize("writer", ["json", "table"])
+def test_a_full_disk_names_the_artifact_and_keeps_the_last_good_one(tmp_path, monkeypatch, writer):
+    path = tmp_path / ("m.json" if writer == "json" else "t.parquet")
+    write = {"json": lambda: artifacts.write_json(path, {"a": 1}),
+             "table": lambda: artifacts.write_table(path, pd.DataFrame({"a": [1]}))}[writer]
+    write()
+    before = path.read_bytes()
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as the OS raises it: no file name
+
+    monkeypatch.setattr(artifacts.os, "fsync", full)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    with pytest.raises(OSError, match=rf"No space left on device: '{re.escape(str(path))}'") as raised:
+        write()
+    assert raised.value.errno == errno.ENOSPC  # still a full disk, which no retry mends
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_promote_directory_replaces_the_old_version(tmp_path):

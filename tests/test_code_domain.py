@@ -10,13 +10,11 @@ import pytest
 
 from acqsynth.domains.code import (
     FAMILIES,
-    SENTINEL_PREFIX,
+    TEST_SETUP_END,
     answers_match,
     extract_answer,
     load_examples,
     procedural_examples,
-    ran_to_end,
-    test_program,
 )
 from acqsynth.domains.sample import Verdict, format_sample, parse_sample, student_completion
 from acqsynth.verify.code import grade_solutions, mutants, verify_batch, verify_code_sample
@@ -117,13 +115,6 @@ STATIC_REJECTIONS = {
     "missing function": (QUESTION, "def add_three(x):\n    return x + 3", "answer: does not define add_3"),
     "lambda is no def": (QUESTION, "add_3 = lambda x: x + 3", "answer: does not define add_3"),
     "test in solution": (QUESTION, ANSWER + "\n\n\nassert add_3(1) == 4", "answer: contains an assert that calls"),
-    "prints the sentinel": (QUESTION, ANSWER + f"\nprint('{SENTINEL_PREFIX}0')", "answer: mentions the test sentinel"),
-    "always-equal object": (
-        QUESTION,
-        "class Anything:\n    def __eq__(self, other):\n        return True\n\n\n"
-        "def add_3(x):\n    return Anything()",
-        "answer: mentions __eq__",
-    ),
 }
 
 
@@ -152,7 +143,12 @@ SANDBOX_REJECTIONS = {
     "sys.exit(0) at import": (ANSWER + "\n\n\nimport sys\nsys.exit(0)", "sandbox"),
     "os._exit(0) at import": (ANSWER + "\n\n\nimport os\nos._exit(0)", "sandbox"),
     "SystemExit in the function": ("def add_3(x):\n    raise SystemExit(0)", "sandbox"),
-    "silenced print": (ANSWER + "\n\n\nimport builtins\nbuiltins.print = lambda *args: None", "sandbox: passed, but"),
+    # Only plain data reaches the tests, so an object that equals anything does not.
+    "always-equal object": ("class Anything:\n    def __eq__(self, other):\n        return True\n\n\n"
+                            "def add_3(x):\n    return Anything()", "sandbox failed: TypeError: add_3 returned"),
+    "forged pass": ("import os\n\n\ndef add_3(x):\n    for fd in range(3, 64):\n        try:\n"
+                    "            os.write(fd, b'completed 0\\n')\n        except OSError:\n            pass\n"
+                    "    os._exit(0)", "sandbox failed"),
     "infinite loop": ("def add_3(x):\n    while True:\n        pass", "sandbox timeout"),
 }
 
@@ -165,8 +161,6 @@ def test_sandbox_rejections():
     assert time.monotonic() - started < 20
     for (case, (_, reason)), verdict in zip(SANDBOX_REJECTIONS.items(), verdicts):
         assert not verdict.verified and verdict.reason.startswith(reason), (case, verdict.reason)
-    # An early exit returns status 0 (or is blocked): either way the sentinel never prints.
-    assert "sandbox passed" not in " ".join(verdict.reason for verdict in verdicts)
 
 
 def test_verify_batch_checks_lengths():
@@ -174,19 +168,7 @@ def test_verify_batch_checks_lengths():
         verify_batch([QUESTION], [], [ANSWER])
 
 
-# --- the test program, extraction and grading ---------------------------------------------------------------------
-
-
-def test_test_program_prints_a_fresh_sentinel_last():
-    first, second = test_program(ANSWER, "assert add_3(1) == 4"), test_program(ANSWER, "assert add_3(1) == 4")
-    assert first != second
-    assert first.startswith(ANSWER) and first.index("assert add_3(1) == 4") < first.index(SENTINEL_PREFIX)
-    sentinel = re.search(rf"{SENTINEL_PREFIX}[0-9a-f]+", first)[0]
-    assert ran_to_end(first, f"noise\n{sentinel}\n") and not ran_to_end(first, "noise\n")
-    assert not ran_to_end(second, f"{sentinel}\n")
-    ast.parse(first)
-    with pytest.raises(ValueError, match="not a program made by test_program"):
-        ran_to_end("print('hi')\n", "hi\n")
+# --- extraction and grading --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -242,7 +224,8 @@ MBPP_ROWS = [
         "test_setup_code": "N = 3",
     },
     {"text": "Write a python function to reverse a list.", "code": "def rev(xs):\n    return xs[::-1]",
-     "test_list": ["assert rev([1, 2]) == [2, 1]"]},
+     "test_list": ["assert rev([1, 2]) == [2, 1]", "assert math.isclose(len(rev([1.5])), 1)"],
+     "test_imports": ["import math"]},
 ]
 
 
@@ -259,7 +242,8 @@ def test_mbpp_loader(tmp_path):
     assert first.question == "\n".join(["Write a function to add two numbers.", "Tests:", *MBPP_ROWS[0]["test_list"]])
     assert first.answer == "def add(a, b):\n    return a + b"
     assert first.reasoning == "Implement add so that the tests pass."
-    assert examples[1].tests == "N = 3\nassert square_n() == 9\n"
+    # The setup runs before the solution and before the tests, as one MBPP program would run it.
+    assert examples[1].tests == f"N = 3\n{TEST_SETUP_END}\nassert square_n() == 9\n"
     assert grade_solutions([e.answer for e in examples], [e.tests for e in examples], workers=2) == [True] * 3
     assert load_examples(str(tmp_path / "my.jsonl"), limit=1) == examples[:1]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from acqsynth import compare
+from acqsynth import artifacts, compare
 from acqsynth.config import REWARD_NAMES, Layout, profile_params, resolve
 from tests.conftest import REPO
 
@@ -41,9 +41,25 @@ def test_every_baseline_and_reward_has_an_arm_that_resolves():
     assert not any(control.policy_update.reward.weights.values()) and control.policy_update.reward.verified_bonus == 1
 
 
-def test_unknown_arm_is_named():
-    with pytest.raises(ValueError, match="unknown arms \\['acqsyn_novelty'\\]"):
+def test_unknown_arm_is_named_with_the_nearest_name():
+    with pytest.raises(ValueError, match="^compare.arms: unknown 'acqsyn_novelty'.*; expected one of \\['seed_only'"):
         compare.arms(_config(arms=["original", "acqsyn_novelty"]))
+    with pytest.raises(ValueError, match="unknown 'acqsyn_confidance' \\(did you mean 'acqsyn_confidence'\\?\\)"):
+        compare.arms(_config(arms=["acqsyn_confidance"]))
+
+
+def test_check_refuses_a_misspelt_arm_before_any_work(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from acqsynth.config import write_params
+    from flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml", {**profile_params("smoke"), "compare": {"arms": ["acqsyn_confidance"]}})
+    for command in (["check"], ["compare"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "did you mean 'acqsyn_confidence'" in result.output, command
+    assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()  # nothing ran
 
 
 def test_mean_ci95_is_the_t_interval():
@@ -168,6 +184,43 @@ def test_a_computed_run_is_reused_until_an_input_changes(tmp_path):
     assert saved["overrides"] == {"finetune": {"epochs": 2.0}}
 
 
+@pytest.mark.parametrize("damage", ["truncated", "edited accuracy", "edited predictions", "no hash"])
+def test_a_damaged_run_result_is_redone_with_a_warning_never_trusted(tmp_path, damage, caplog):
+    config = _config()
+    for path in ("data/prepared/seed.parquet", "models/base/student/config.json", "data/seed_centroids.npz"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("v1")
+    arm = compare.Arm("demo", "a demo arm", {}, ("evaluate",))
+    calls = []
+
+    def run_stage(stage, arm_config, layout: Layout):
+        calls.append(stage)
+        layout.predictions.parent.mkdir(parents=True, exist_ok=True)
+        artifacts.write_table(layout.predictions, pd.DataFrame({"id": ["q1"], "correct": [True]}))
+        return {"after_accuracy": 0.5}
+
+    compare.run_arm(tmp_path, config, arm, 0, run_stage)
+    workspace = compare.run_dir(tmp_path, config, "demo", 0)
+    path = workspace / "result.json"
+    text = path.read_text()
+    if damage == "truncated":
+        path.write_text(text[: len(text) // 2])
+    elif damage == "edited accuracy":
+        path.write_text(text.replace('"after_accuracy": 0.5', '"after_accuracy": 0.9'))
+    elif damage == "edited predictions":
+        artifacts.write_table(Layout(workspace).predictions, pd.DataFrame({"id": ["q1"], "correct": [False]}))
+    else:
+        saved = json.loads(text)
+        del saved["result_hash"]
+        path.write_text(json.dumps(saved))
+    with caplog.at_level("WARNING"):
+        again = compare.run_arm(tmp_path, config, arm, 0, run_stage)
+    assert again["reused"] is False and calls == ["evaluate", "evaluate"]
+    assert f"{path}: damaged" in caplog.text
+    assert again["metrics"]["evaluate"]["after_accuracy"] == 0.5
+    assert compare.run_arm(tmp_path, config, arm, 0, run_stage)["reused"] is True  # redone, then trusted again
+
+
 @pytest.mark.slow
 def test_smoke_comparison_flow(tmp_path, monkeypatch):
     """The whole comparison on the smoke profile as a real Prefect flow run; a second run reuses every arm."""
@@ -185,7 +238,7 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
         second = compare_flow(params_path="params.yaml", root=str(tmp_path))
     assert first["reused"] == 0 and second["reused"] == second["runs"] == first["runs"]
     config = resolve(values)
-    out = compare.report_dir(tmp_path, config)
+    out = compare.report_dir(tmp_path, config.domain)
     report = (out / "report.md").read_text()
     for arm in compare.arms(config):
         assert f"| {arm.name} | {config.compare.seeds} |" in report

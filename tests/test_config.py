@@ -1,9 +1,11 @@
+import os
+import stat
 from pathlib import Path
 
 import pytest
 import yaml
 
-from acqsynth.config import ConfigError, PROFILES, load_config, profile_params, resolve, write_params
+from acqsynth.config import ConfigError, PROFILES, load_config, profile_params, read_params, resolve, write_params
 
 
 def test_every_profile_is_valid_and_round_trips(tmp_path):
@@ -126,3 +128,45 @@ def test_check_paper_profile_needs_its_models_in_the_cache(tmp_path, monkeypatch
     present = CliRunner().invoke(app, ["check", "--profile", "paper"])
     assert present.exit_code == 0, present.output
     assert "profile paper: valid (profile paper); models present" in present.output
+
+
+def test_version_and_dvc_yaml_check_commands(tmp_path, monkeypatch):
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from acqsynth.dvc_yaml import render
+    from flows.cli import app
+
+    assert CliRunner().invoke(app, ["--version"]).output == f"acqsynth {version('acqsynth')}\n"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    stale = CliRunner().invoke(app, ["dvc-yaml", "--check"])
+    assert stale.exit_code == 1 and "dvc.yaml: not the rendering of the stage declarations" in stale.output
+    assert CliRunner().invoke(app, ["dvc-yaml"]).exit_code == 0
+    assert (tmp_path / "dvc.yaml").read_text() == render()
+    assert CliRunner().invoke(app, ["dvc-yaml", "--check"]).output == "dvc.yaml: up to date\n"
+
+
+def test_a_profile_replaces_only_a_params_file_of_shipped_values_unless_forced(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import _select_profile, app
+
+    monkeypatch.chdir(tmp_path)
+    params = tmp_path / "params.yaml"
+    write_params(params, profile_params("tiny"))
+    _select_profile(params, "smoke")  # the shipped tiny values: nothing of the user's is lost
+    assert read_params(params) == profile_params("smoke")
+    edited = {**profile_params("smoke"), "finetune": {**profile_params("smoke")["finetune"], "learning_rate": 3e-5}}
+    write_params(params, edited)
+    before = params.read_bytes()
+    refused = CliRunner().invoke(app, ["run", "--profile", "tiny"])
+    assert refused.exit_code == 2 and "holds values of your own" in refused.output and "--force" in refused.output
+    assert params.read_bytes() == before and not (tmp_path / "data").exists()
+    _select_profile(params, "tiny", force=True)
+    assert read_params(params) == profile_params("tiny")
+    assert (tmp_path / "params.yaml.bak").read_bytes() == before
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(params.stat().st_mode) == 0o666 & ~umask  # as an editor would write it, not 0600

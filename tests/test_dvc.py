@@ -1,5 +1,6 @@
 """Real `dvc repro` of the smoke profile in a temporary git repository: a full run, a no-op rerun, a finetune
-parameter change that reruns only finetune and what follows, and `acqsynth run` leaving `dvc status` clean."""
+parameter change that reruns only finetune and what follows, an edited module that changes exactly the stages that
+run it, and `acqsynth run` leaving `dvc status` clean."""
 
 import json
 import os
@@ -11,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from acqsynth.stages import STAGES
+from acqsynth.stages import PIPELINE
 from acqsynth.config import profile_params, write_params
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+STAGE_NAMES = {stage.name for stage in PIPELINE}
 
 
 def _run(args, cwd):
@@ -38,7 +40,7 @@ def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("dvc_repo")
     for name in ("acqsynth", "tasks", "flows"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore", "pyproject.toml"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     write_params(root / "params.yaml", profile_params("smoke"))
     _run(["git", "init", "-q"], root)
@@ -54,7 +56,7 @@ def _ran(output):
 
 def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
     first = _dvc("repro", cwd=repo)
-    assert _ran(first) == set(STAGES)
+    assert _ran(first) == STAGE_NAMES
     assert (repo / "reports" / "summary.md").is_file()
 
     second = _dvc("repro", cwd=repo)
@@ -72,9 +74,27 @@ def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
     _run(["git", "add", "-A"], repo)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "math run"], repo)
     fourth = _dvc("exp", "run", "-S", "domain=code", "-S", "select.source=seed", cwd=repo)
-    assert _ran(fourth) == set(STAGES) - {"prepare", "build_models"}
+    assert _ran(fourth) == STAGE_NAMES - {"prepare", "build_models"}
     evaluation = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert evaluation["domain"] == "code" and set(evaluation["forgetting"]) == {"math", "mcq"}
+
+
+@pytest.mark.parametrize(("module", "stages"), [("acqsynth/finetune.py", {"finetune"}),
+                                               ("acqsynth/report.py", {"report"}),
+                                               ("acqsynth/models/loading.py", STAGE_NAMES - {"prepare", "report"})])
+def test_editing_a_module_changes_exactly_the_stages_that_run_it(repo, module, stages):
+    """dvc.yaml's code deps come from the import graph: the stale deps measured before (evaluate and finetune did
+    not list acqsynth/models) are gone."""
+    path = repo / module
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# edited\n")
+        status = json.loads(_dvc("status", "--json", cwd=repo).strip().splitlines()[-1])
+    finally:
+        path.write_text(original)
+    changed = {name for name, changes in status.items() for change in changes if isinstance(change, dict)
+               for dep in change.get("changed deps", {}) if module == dep or module.startswith(dep + "/")}
+    assert changed == stages
 
 
 def test_pipeline_flow_leaves_dvc_status_clean(repo):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from acqsynth.config import Layout, profile_params, write_params
-from acqsynth.stages import STAGES
+from acqsynth.stages import PIPELINE
 from tests.conftest import REPO
 
 
@@ -38,7 +38,7 @@ def _executed_stages(flow_state) -> set[str]:
     flow_run_id = flow_state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    assert {run.name.rsplit("-", 1)[0] for run in runs} == set(STAGES)
+    assert {run.name.rsplit("-", 1)[0] for run in runs} == {stage.name for stage in PIPELINE}
     return {run.name.rsplit("-", 1)[0] for run in runs if run.state.name != "Cached"}
 
 
@@ -49,7 +49,7 @@ def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
     state = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     first = state.result()
-    assert set(first) == set(STAGES)
+    assert set(first) == {stage.name for stage in PIPELINE}
     assert Layout(tmp_path).report.is_file()
     written = _output_mtimes(tmp_path)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from acqsynth.verify import sandbox
-from acqsynth.verify.sandbox import (SANDBOX_UID, SandboxLimits, SandboxResult, _run, isolation_report, run_program,
-                                     run_programs)
+from acqsynth.verify.sandbox import (SANDBOX_UID, SandboxLimits, SandboxResult, TestedSolution, _run, isolation_report,
+                                     run_program, run_programs)
 
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=10.0, memory_bytes=512 * 2**20, file_size_bytes=64 * 1024,
                        max_processes=8, max_open_files=32, max_output_bytes=4096)
@@ -41,6 +41,13 @@ def run(source: str, limits: SandboxLimits = LIMITS, guarded: bool = True) -> Sa
     return result
 
 
+def run_tested(solution: str, tests: str, limits: SandboxLimits = LIMITS) -> SandboxResult:
+    """Runs a solution and its tests as a TestedSolution (two processes; only plain data between them)."""
+    result = _run(TestedSolution(textwrap.dedent(solution), textwrap.dedent(tests)), limits, True)
+    assert result.seconds < limits.wall_seconds + 5, result
+    return result
+
+
 def needs(*layers: str):
     missing = [layer for layer in layers if not REPORT[layer]]
     return pytest.mark.skipif(bool(missing), reason=f"this host lacks {missing}")
@@ -52,6 +59,14 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")  # a zombie is dead, only not yet reaped (by init)
+
+
+def subprocess_pid_that_exited() -> int:
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
+    return child
 
 
 def processes_in(directory: str) -> list[int]:
@@ -132,6 +147,177 @@ def test_forged_completion_marker_is_not_a_pass():
         os._exit(0)
     """)
     assert result.verdict == "failed"
+
+
+# --- a solution and its tests: the verdict comes from the tests' process ---------------------------------------
+
+SOLUTION = """
+    import math
+    def add(a, b):
+        return a + b
+"""
+
+
+def test_tested_solution_passes_and_its_tests_see_its_functions_and_imports():
+    result = run_tested(SOLUTION, """
+        assert add(2, 3) == 5
+        assert math.isclose(add(0.1, 0.2), 0.3)
+        def check(candidate):
+            assert candidate(*[1, 1]) == 2 and candidate(a="x", b="y") == "xy"
+        check(add)
+        print("tests ran")
+    """)
+    assert result.verdict == "passed", result
+    assert result.stdout == "tests ran\n"
+
+
+def test_plain_data_crosses_both_ways_unchanged():
+    value = "(None, True, 2**70, -0.5, float('inf'), 1 - 2j, 'é', b'\\x00', [1, (2,)], {3: {4}}, frozenset({5}))"
+    result = run_tested("def echo(x):\n    return x\n", f"""
+        value = {value}
+        assert echo(value) == value and type(echo(value)[-1]) is frozenset and echo([]) == []
+    """)
+    assert result.verdict == "passed", result
+
+
+@pytest.mark.parametrize(("solution", "reason"), [
+    ("def add(a, b):\n    return a - b", "AssertionError: assert add(2, 3) == 5"),
+    ("def add(a, b):\n    return a / 0", "ZeroDivisionError: division by zero"),
+    ("raise ValueError('at import')\ndef add(a, b):\n    return a + b", "ValueError: at import"),
+    ("def add(a, b):\n    import os\n    os._exit(0)", "the solution exited with status 0 before the tests ended"),
+    ("import sys\nsys.exit(0)", "the solution exited with status 0 (sys.exit) before the tests ended"),
+    ("def add(a, b):\n    raise SystemExit(0)", "the solution exited with status 0 before the tests ended"),
+    # An object that equals anything would pass any assert: it is not plain data, so it never reaches the tests.
+    ("class Anything:\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return Anything()",
+     "TypeError: add returned a value that cannot reach the tests: Anything is not plain data"),
+    ("def add(a, b):\n    return (x for x in ())", "TypeError: add returned a value that cannot reach the tests"),
+])
+def test_a_solution_that_does_not_compute_the_answers_fails(solution, reason):
+    result = run_tested(solution, "assert add(2, 3) == 5\n")
+    assert result.verdict == "failed" and result.reason.startswith(reason), result
+
+
+def test_a_solution_cannot_forge_the_tests_pass():
+    # The attack that forges a whole program's pass: the nonce and the status pipe from the bootstrap's frames, a
+    # completion line on every descriptor, then exit 0. The solution's process holds neither.
+    result = run_tested("""
+        import os, sys
+        found = {}
+        frame = sys._getframe()
+        while frame is not None:
+            found.update((name, frame.f_locals[name]) for name in ("nonce", "status_fd") if name in frame.f_locals)
+            frame = frame.f_back
+        def add(a, b):
+            line = f"completed {found.get('nonce', '0' * 32)}\\n".encode()
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, line)
+                except OSError:
+                    pass
+            os._exit(0)
+        print(sorted(found))
+    """, "assert add(2, 3) == 6\n")
+    assert result.verdict == "failed", result
+    assert result.stdout == "['status_fd']\n"  # a number only, of a descriptor closed in this process: no nonce
+
+
+def test_the_solutions_process_holds_no_status_pipe_and_never_the_tests():
+    result = run_tested("""
+        import os, stat
+        kinds = []
+        for fd in range(3, 1024):
+            try:
+                kinds.append(stat.S_IFMT(os.fstat(fd).st_mode))
+            except OSError:
+                pass
+        print(sorted(kinds) == sorted([stat.S_IFIFO, stat.S_IFSOCK]), "20, " + "30" in open(__file__).read())
+        def add(a, b):
+            return a + b
+    """, "assert add(20, 30) == 50\n")
+    assert result.verdict == "passed", result
+    assert result.stdout == "True False\n"  # its channel and its violations pipe; the tests are not in its file
+
+
+def test_a_blocked_operation_in_the_solution_is_an_error_even_if_caught():
+    result = run_tested("""
+        import os
+        def add(a, b):
+            try:
+                os.system("true")
+            except PermissionError:
+                pass
+            return a + b
+    """, "assert add(2, 3) == 5\n")
+    assert result.verdict == "error" and result.reason == "subprocess/fork blocked", result
+
+
+def test_a_solution_over_its_cpu_limit_times_out():
+    result = run_tested("def add(a, b):\n    while True:\n        pass\n", "assert add(2, 3) == 5\n",
+                    replace(LIMITS, cpu_seconds=1))
+    assert result.verdict == "timeout" and result.reason == "CPU time limit (1 s) exceeded", result
+
+
+# --- the audit hooks cannot be switched off from inside ---------------------------------------------------------
+
+REWRITE_CLOSURES = """
+    def rewrite(namespace):
+        # Empties every closure cell of every function in namespace: the hook's sets of blocked events included.
+        for value in list(namespace.values()):
+            for cell in getattr(value, "__closure__", None) or ():
+                try:
+                    kind = type(cell.cell_contents)
+                    cell.cell_contents = kind() if kind in (set, frozenset, dict, tuple, list, str) else None
+                except Exception:
+                    pass
+"""
+STILL_BLOCKED = """
+    import os
+    try:
+        os.system("true")
+        print("escaped")
+    except PermissionError:
+        print("blocked")
+"""
+
+
+@pytest.mark.parametrize("attack", [
+    REWRITE_CLOSURES + """
+    import sys
+    frame = sys._getframe()
+    while frame is not None:  # the bootstrap's frames held the hook
+        rewrite(frame.f_locals)
+        frame = frame.f_back
+    """,
+    REWRITE_CLOSURES + """
+    try:
+        os.rmdir("/usr")
+    except PermissionError as error:  # the hook's own frame, from the traceback of what it blocked
+        tb = error.__traceback__
+        while tb is not None:
+            rewrite(tb.tb_frame.f_locals)
+            tb = tb.tb_next
+    """,
+    """
+    import builtins, os.path
+    os.path.realpath = lambda path, **kwargs: os.getcwd()  # the functions the hook calls, rebound
+    os.lstat = os.stat = lambda *args, **kwargs: None
+    builtins.isinstance = builtins.any = lambda *args: False
+    """,
+    """
+    import gc
+    hooks = [value for value in gc.get_objects() if getattr(value, "__name__", "") == "guard"]
+    """,
+    """
+    import sys
+    sys.settrace(lambda *args: None)  # a tracer may rewrite a running frame's variables
+    """,
+], ids=["frames", "traceback", "rebound functions", "gc", "settrace"])
+def test_the_audit_hooks_survive_attempts_to_switch_them_off(attack):
+    source = "import os\n" + textwrap.dedent(attack)
+    result = run(f"try:\n{textwrap.indent(source, '    ')}\nexcept Exception:\n    pass\n"
+                 + textwrap.dedent(STILL_BLOCKED))
+    assert result.stdout.endswith("blocked\n") and "escaped" not in result.stdout, result
+    assert result.verdict == "error", result
 
 
 # --- time ------------------------------------------------------------------------------------------------------
@@ -490,6 +676,18 @@ def test_program_cannot_raise_its_own_limits():
     assert result.verdict == "failed" and result.reason.startswith("ValueError")
 
 
+def test_work_dirs_of_dead_callers_are_swept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess_pid_that_exited()
+    left = [tmp_path / f"acqsynth-sandbox-{dead}-{start}-x" for start in ("1", "2")]
+    ours = tmp_path / f"{sandbox._work_dir_prefix()}y"
+    other = tmp_path / "acqsynth-sandbox-unrelated"
+    for path in (*left, ours, other):
+        (path / "sub").mkdir(parents=True)
+    sandbox._sweep_dead_work_dirs()
+    assert not any(path.exists() for path in left) and ours.exists() and other.exists()
+
+
 def test_work_dir_is_fresh_and_deleted_afterwards():
     program = """
         import os
@@ -622,8 +820,8 @@ def test_zygote_whose_caller_hangs_up_kills_the_running_program(tmp_path):
     (tmp_path / "main.py").write_text("import time\ntime.sleep(60)")
     zygote = sandbox._Zygote(replace(sandbox._host(), cgroup_base=None))
     read_end, write_end = os.pipe()
-    request = {"workdir": str(tmp_path.resolve()), "nonce": "0", "guarded": True, "unshare": 0, "ids": None,
-               "work_dir_options": "", "work_dir_access": 0, "rlimits": []}
+    request = {"workdir": str(tmp_path.resolve()), "tested": False, "nonce": "0", "guarded": True, "unshare": 0,
+               "ids": None, "work_dir_options": "", "work_dir_access": 0, "rlimits": []}
     try:
         pid, pidfd = zygote.start(request, [write_end, write_end, write_end], LIMITS.max_processes)
     finally:

@@ -19,8 +19,8 @@ def test_every_stage_wrote_its_artifacts(smoke_workspace):
         assert len(artifacts.read_table(layout.split(split))) > 0
     for checkpoint in (layout.base_generator, layout.base_student, layout.policy, layout.finetuned_student):
         check_checkpoint(checkpoint)
-    for stage in stages.STAGES:
-        assert "seconds" in artifacts.read_json(layout.metrics / f"{stage}.json")
+    for stage in stages.PIPELINE:
+        assert "seconds" in artifacts.read_json(layout.root / stage.metrics)
     assert layout.report.read_text().startswith("# acqsynth run: profile `smoke`")
     assert (layout.root / "reports" / "policy_rewards.png").stat().st_size > 0
 
@@ -222,7 +222,8 @@ def test_a_damaged_base_evaluation_cache_is_recomputed_not_trusted(smoke_workspa
 
 def test_a_table_changed_after_its_gate_is_caught_when_read(smoke_workspace, tmp_path):
     """Non-finite scores written into data/scored.parquet after its gate stop select; an infinite selection score
-    in data/selected.parquet stops finetune. Neither replaces what it would write."""
+    in data/selected.parquet stops finetune; repeated ids in data/generated.parquet stop verify; an empty question
+    in a prepared split stops the next stage that reads it. None replaces what it would write."""
     import numpy as np
 
     root, layout = _workspace_copy(smoke_workspace, tmp_path)
@@ -246,6 +247,18 @@ def test_a_table_changed_after_its_gate_is_caught_when_read(smoke_workspace, tmp
                                          r"  selection_score: "):
         stages.finetune(config, layout)
     assert artifacts.content_hash(layout.finetuned_student) == student_before
+    generated = artifacts.read_table(layout.generated)
+    verified_before = artifacts.content_hash(layout.verified)
+    artifacts.write_table(layout.generated, generated.assign(id="same id"))
+    with pytest.raises(GateFailed, match=r"'verify_reads_generated' failed for .*generated.parquet:\n"
+                                         r"(.*\n)*  id: expect_column_values_to_be_unique"):
+        stages.verify(config, layout)
+    assert artifacts.content_hash(layout.verified) == verified_before
+    seed = artifacts.read_table(layout.split("seed"))
+    artifacts.write_table(layout.split("seed"), seed.assign(question=""))
+    with pytest.raises(GateFailed, match=r"'read_seed' failed for .*seed.parquet:\n"
+                                         r"(.*\n)*  question: expect_column_value_lengths_to_be_between"):
+        stages.seed_centroids(config, layout)
 
 
 @pytest.mark.parametrize(("select", "expected_source"), [

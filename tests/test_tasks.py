@@ -1,14 +1,15 @@
 """The stage tasks' retry policy and cache keys (unit tests of our own logic over Prefect's types)."""
 
-from pathlib import Path
 import errno
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
 
 from acqsynth.config import profile_params, resolve
 from acqsynth.quality.gates import GateFailed
-from tasks.stages import is_transient, stage_cache_key, stage_spec
+from tasks.stages import is_transient, stage_cache_key
 from tests.conftest import REPO
 
 
@@ -26,18 +27,21 @@ def test_only_transient_faults_are_retried():
     assert not is_transient(None, None, _failed(None))
 
 
-def test_every_dvc_stage_has_a_task_and_a_stage_function():
+def test_dvc_yaml_is_the_rendering_of_the_stage_declarations():
     from acqsynth import stages
+    from acqsynth.dvc_yaml import render
     from tasks import stages as stage_tasks
 
+    assert (REPO / "dvc.yaml").read_text() == render(), "dvc.yaml is stale: run `acqsynth dvc-yaml`"
     declared = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
-    assert declared == list(stages.STAGES) == [t.name for t in stage_tasks.PIPELINE]
+    assert declared == [stage.name for stage in stages.PIPELINE] == [task.name for task in stage_tasks.PIPELINE]
 
 
-def test_cache_key_follows_the_stage_params_and_deps(tmp_path):
-    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+def test_cache_key_follows_the_stage_params_reads_and_code(tmp_path, monkeypatch):
+    from acqsynth import imports
+
     config = resolve({**profile_params("smoke")})
-    context = SimpleNamespace(task=SimpleNamespace(name="finetune", version="1"))
+    context = SimpleNamespace(task=SimpleNamespace(name="finetune"))
 
     def key(cfg):
         return stage_cache_key(context, {"config": cfg, "root": str(tmp_path)})
@@ -51,5 +55,13 @@ def test_cache_key_follows_the_stage_params_and_deps(tmp_path):
     selected = Path(tmp_path / "data" / "selected.parquet")
     selected.parent.mkdir()
     selected.write_bytes(b"new input")
-    assert "data/selected.parquet" in stage_spec(tmp_path, "finetune")["deps"]
-    assert key(config) != base
+    with_input = key(config)
+    assert with_input != base
+    # A copy of the checkout whose model loader (which finetune runs, through acqsynth.models) is edited.
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "acqsynth", checkout / "acqsynth", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(imports, "ROOT", checkout)
+    assert key(config) == with_input
+    loader = checkout / "acqsynth" / "models" / "loading.py"
+    loader.write_text(loader.read_text() + "\n# edited\n")
+    assert key(config) != with_input

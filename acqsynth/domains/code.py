@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import random
 import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,42 +21,23 @@ from acqsynth.domains.sample import Example, answer_text
 NAME = "code"
 GENERATOR_INSTRUCTION = "Write a new small Python function task with tests like this example."
 TESTS_HEADER = "Tests:"
-
-# ---------------------------------------------------------------------------------------------------------------
-# The test program and its sentinel
-#
-# Exit status 0 alone does not prove the tests ran: a solution can end the process early (`sys.exit(0)`,
-# `os._exit(0)`, `raise SystemExit`) before any assert executes. So the program ends by printing a sentinel drawn
-# fresh from `secrets` for each program, after the solution was written; `ran_to_end` checks it in stdout. The
-# sandbox (acqsynth.verify.sandbox) also reports "passed" only for a program that ran to its last line, by a nonce
-# its bootstrap holds; the sentinel keeps the program's own proof of completion, whatever runs it. Neither stops a
-# program that digs the proof out of its interpreter (code constants, frames, gc): out of the threat model, as the
-# generator would have to learn that exploit; the verifier also rejects answers that mention the sentinel's prefix.
-
-SENTINEL_PREFIX = "acqsynth-tests-completed-"
-_SENTINEL_LINE_RE = re.compile(r"print\('(" + re.escape(SENTINEL_PREFIX) + r"[0-9a-f]{32})'\)\s*\Z")
-
-
-def test_program(solution: str, tests: str) -> str:
-    """The program the sandbox runs: the solution, then the tests, then a print of a fresh random sentinel."""
-    sentinel = SENTINEL_PREFIX + secrets.token_hex(16)
-    return f"{solution.rstrip()}\n\n\n{tests.rstrip()}\n\n\nprint({sentinel!r})\n"
-
-
-def ran_to_end(program: str, stdout: str) -> bool:
-    """True when the sentinel of `program` (made by `test_program`) is in `stdout`, i.e. the tests ran to the end."""
-    match = _SENTINEL_LINE_RE.search(program)
-    if match is None:
-        raise ValueError("not a program made by test_program: its last line does not print a sentinel")
-    return match[1] in stdout
-
-
-# `pytest` would collect `test_program` as a test when a test module imports it; it is a plain function.
-test_program.__test__ = False  # type: ignore[attr-defined]
-
+# MBPP runs its test setup (test_setup_code, test_imports), the solution and the tests as one program. Here a
+# solution and its tests run in two processes (acqsynth.verify.sandbox.TestedSolution), so the setup heads the
+# tests, marked off by this line, and the solution's process runs it too (test_setup).
+TEST_SETUP_END = "# --- end of the test setup ---"
 
 # ---------------------------------------------------------------------------------------------------------------
 # The domain's side of the student format
+
+
+def test_setup(tests: str) -> str:
+    """The setup that `tests` begins with (MBPP's), which runs before the solution too; "" if none."""
+    head, marker, _ = tests.partition(f"\n{TEST_SETUP_END}\n")
+    return f"{head}\n" if marker else ""
+
+
+# `pytest` would collect `test_setup` as a test when a test module imports it; it is a plain function.
+test_setup.__test__ = False  # type: ignore[attr-defined]
 
 
 def extract_answer(completion: str) -> str | None:
@@ -368,6 +348,10 @@ def _mbpp_record(row: dict, where: str, split: str, index: int) -> Example:
     setup = row.get("test_setup_code", "")
     if not isinstance(setup, str):
         raise ValueError(f"{where}: test_setup_code: expected a string, got {type(setup).__name__}")
+    imports = row.get("test_imports", [])  # the hub's "sanitized" config
+    if not isinstance(imports, list) or not all(isinstance(line, str) for line in imports):
+        raise ValueError(f"{where}: test_imports: expected a list of import lines, got {imports!r}")
+    setup = "\n".join([*(line.strip() for line in imports), setup.strip()]).strip()
     task_id = row.get("task_id")
     if task_id is not None and (not isinstance(task_id, int) or isinstance(task_id, bool)):
         raise ValueError(f"{where}: task_id: expected an integer, got {task_id!r}")
@@ -380,7 +364,7 @@ def _mbpp_record(row: dict, where: str, split: str, index: int) -> Example:
         # MBPP has no worked reasoning and the sample format needs a non-empty one: a line derived from the task.
         reasoning=f"Implement {name} so that the tests pass." if name else "Write code so that the tests pass.",
         answer=code.replace("\r\n", "\n").strip(),
-        tests=(f"{setup.strip()}\n" if setup.strip() else "") + "\n".join(tests) + "\n",
+        tests=(f"{setup}\n{TEST_SETUP_END}\n" if setup else "") + "\n".join(tests) + "\n",
     )
 
 

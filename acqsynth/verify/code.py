@@ -1,5 +1,7 @@
 """Verification of code samples: static checks that the question's tests are non-trivial and that the answer is
-a real solution, then the answer and the tests run together in the sandbox, and then the tests must determine the
+a real solution, then the answer and the tests run in the sandbox (as a TestedSolution: in two processes, with only
+plain data passing between them, so an answer can neither forge a pass nor return an object that equals anything),
+and then the tests must determine the
 function: they reject at least one simple mutant of the answer (a constant changed by one, an operator swapped,
 the value returned replaced by the first argument), run in the sandbox the same way.
 
@@ -14,15 +16,13 @@ import ast
 import re
 from dataclasses import dataclass, replace
 
-from acqsynth.domains.code import SENTINEL_PREFIX, TESTS_HEADER, ran_to_end, test_program
+from acqsynth.domains.code import TESTS_HEADER, test_setup
 from acqsynth.domains.sample import Verdict
-from acqsynth.verify.sandbox import MissingLayers, SandboxLimits, SandboxResult, run_programs
+from acqsynth.verify.sandbox import MissingLayers, SandboxLimits, SandboxResult, TestedSolution, run_programs
 
 _TESTS_LINE_RE = re.compile(rf"^[ \t]*{re.escape(TESTS_HEADER)}[ \t]*$", re.MULTILINE)
 _FUNCTION_RE = re.compile(r"\b([A-Za-z_]\w*)\(")
 _MIN_ASSERTS = 2
-# Methods that decide ==, !=, <, ... and truth: an answer returning an object that defines them passes any assert.
-_COMPARISON_METHODS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__")
 
 
 def _parse(source: str, part: str) -> ast.Module | str:
@@ -86,11 +86,6 @@ def _answer_problem(answer: str, name: str) -> str | None:
         return f"answer: does not define {name} (the function the question names)"
     if any(isinstance(node, ast.Assert) and _calls(node.test, name) for node in ast.walk(module)):
         return f"answer: contains an assert that calls {name}; tests belong in the question"
-    if SENTINEL_PREFIX in answer:
-        return "answer: mentions the test sentinel"
-    for method in _COMPARISON_METHODS:
-        if method in answer:
-            return f"answer: mentions {method}, which can make an assert pass whatever {name} computes"
     return None
 
 
@@ -152,9 +147,9 @@ def mutants(answer: str, name: str, limit: int) -> list[str]:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A sample that passed the static checks: its program, and its tests and function for the mutants."""
+    """A sample that passed the static checks: what the sandbox runs, and its tests and function for the mutants."""
 
-    program: str
+    program: TestedSolution
     tests: str
     name: str
 
@@ -178,14 +173,12 @@ def _prepare(question: str, reasoning: str, answer: str) -> _Prepared | Verdict:
     problem = _tests_problem(module, name) or _answer_problem(answer, name)
     if problem is not None:
         return Verdict(False, problem)
-    return _Prepared(test_program(answer, tests), tests, name)
+    return _Prepared(TestedSolution(answer, tests), tests, name)
 
 
-def _sandbox_verdict(program: str, result: SandboxResult) -> Verdict:
+def _sandbox_verdict(result: SandboxResult) -> Verdict:
     if result.verdict != "passed":
         return Verdict(False, f"sandbox {result.verdict}: {result.reason}")
-    if not ran_to_end(program, result.stdout):
-        return Verdict(False, "sandbox: passed, but the tests' completion sentinel is missing from stdout")
     return Verdict(True, "")
 
 
@@ -208,12 +201,12 @@ def verify_batch(
     prepared = [_prepare(q, r, a) for q, r, a in zip(questions, reasonings, answers)]
     runnable = [item for item in prepared if isinstance(item, _Prepared)]
     results = iter(run_programs([item.program for item in runnable], limits, workers, missing_layers))
-    verdicts = {id(item): _sandbox_verdict(item.program, next(results)) for item in runnable}
+    verdicts = {id(item): _sandbox_verdict(next(results)) for item in runnable}
     if max_mutants:
         passing = [(item, answer) for item, answer in zip(prepared, answers)
                    if isinstance(item, _Prepared) and verdicts[id(item)].verified]
         # Every mutant of every passing sample in one sandbox batch.
-        programs = [(item, [test_program(mutant, item.tests) for mutant in mutants(answer, item.name, max_mutants)])
+        programs = [(item, [TestedSolution(mutant, item.tests) for mutant in mutants(answer, item.name, max_mutants)])
                     for item, answer in passing]
         # A mutant that runs far longer than its original is told apart already: a shorter leash keeps the
         # cost of mutants that loop forever small.
@@ -221,7 +214,7 @@ def verify_batch(
         outcomes = iter(run_programs([program for _, group in programs for program in group], leash, workers,
                                      missing_layers))
         for item, group in programs:
-            killed = sum(not _sandbox_verdict(program, next(outcomes)).verified for program in group)
+            killed = sum(not _sandbox_verdict(next(outcomes)).verified for _ in group)
             verdicts[id(item)] = _mutants_verdict(item.name, len(group), killed)
     return [verdicts[id(item)] if isinstance(item, _Prepared) else item for item in prepared]
 
@@ -245,12 +238,11 @@ def grade_solutions(
     solutions: list[str | None], tests: list[str], workers: int = 1, limits: SandboxLimits | None = None,
     missing_layers: MissingLayers = "refuse",
 ) -> list[bool]:
-    """Whether each predicted solution passes its example's test program (`Example.tests`); None fails."""
+    """Whether each predicted solution passes its example's tests (`Example.tests`); None fails."""
     if len(solutions) != len(tests):
         raise ValueError(f"solutions and tests differ in length: {len(solutions)} and {len(tests)}")
-    programs = {i: test_program(solution, test) for i, (solution, test) in enumerate(zip(solutions, tests))
-                if solution is not None}
+    programs = {i: TestedSolution(test_setup(test) + solution, test)
+                for i, (solution, test) in enumerate(zip(solutions, tests)) if solution is not None}
     results = run_programs(list(programs.values()), limits or SandboxLimits(), workers, missing_layers)
-    passed = {i: result.passed and ran_to_end(program, result.stdout)
-              for (i, program), result in zip(programs.items(), results)}
+    passed = {i: result.passed for i, result in zip(programs, results)}
     return [passed.get(i, False) for i in range(len(solutions))]

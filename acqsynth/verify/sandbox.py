@@ -14,7 +14,8 @@ interpreter exit. A zygote whose caller hangs up kills its running program and e
 
 The forked child (born into its zygote's pids cgroup, below) enters the sandbox before the program's first line,
 in this order: a new session and process group; stdin at /dev/null, stdout/stderr on pipes to the caller; its
-namespaces; a fresh temporary work dir (also HOME and TMPDIR; deleted afterwards) as cwd, with a stripped environment
+namespaces; a fresh temporary work dir (also HOME and TMPDIR; deleted afterwards, and swept later if its caller
+died first) as cwd, with a stripped environment
 (PATH=/usr/bin:/bin, LANG=C.UTF-8, one BLAS/OpenMP thread; nothing inherited, so no secrets); as root, the
 sandbox's own uid; no_new_privs; Landlock; every other descriptor closed; rlimits; the seccomp filter; the audit
 hooks. A failure on the way is an "error" verdict, never a weaker sandbox. The caller supervises the child through
@@ -35,9 +36,12 @@ Always:
   deletes outside the work dir, no reads outside the interpreter's installation, /usr, /lib*, the work dir and a
   few device files; no chmod, chown, utime or xattr changes outside the work dir. A blocked operation makes the
   verdict "error" even if the program catches the exception.
-  They are Python-level: a program that monkeypatches the os functions they call, or corrupts the interpreter's
-  memory (crafted bytecode, ctypes pointers; both too common in legitimate code to forbid), gets past them, and
-  then only the kernel layers remain.
+  They cannot be switched off from Python: the hook uses only the interpreter's C functions and immutable values,
+  bound before the program's first line (rebinding os.path.realpath or builtins changes nothing in it), and no
+  frame refers to it; tracing and profiling (which can rewrite a running frame's variables), listing the
+  interpreter's objects through gc and replacing a function's code are blocked. A program that corrupts the
+  interpreter's memory (crafted bytecode; too common in legitimate code to forbid) gets past them, and then only
+  the kernel layers remain.
 
 Where the kernel allows (probed once per process):
 - No privilege. As root (the usual container or CI case), each program runs as SANDBOX_UID/SANDBOX_GID, no
@@ -78,11 +82,21 @@ programs running at once), and a daemon it detaches with setsid may survive. Pro
 sandbox's uid: without Landlock's signal scope one past the hooks can signal another. Its own files (the caller's
 uid, when not root) are the only ones a program without seccomp may chmod. Utime of a file it does not own is
 refused by the kernel only. Disk use is bounded by disk_bytes where the work dir is private, else only by
-file_size_bytes per file and the wall timeout. "passed" means
-the program ran to its last line and exited 0: an early `sys.exit(0)`/`os._exit(0)`/`raise SystemExit` before the
-appended tests is "failed". The completion marker is a per-run nonce held by the child; a program that digs it out
-of the interpreter (frames, gc) could forge a pass, so against deliberately adversarial code a pass is evidence,
-not proof.
+file_size_bytes per file and the wall timeout.
+
+The verdict. A whole program "passed" when it ran to its last line and exited 0: an early `sys.exit(0)`,
+`os._exit(0)` or `raise SystemExit` is "failed". Its completion marker is a per-run nonce that its own process
+holds, so a program that digs the nonce out of its interpreter (frames) can forge its own pass: a whole program's
+pass is its own word. Code is therefore judged as a TestedSolution: the sandboxed child forks, before anything
+untrusted runs, into the solution's process and the tests' process. The solution's process runs the solution and
+then only answers calls; the tests' process runs the tests with each of the solution's functions replaced by a
+proxy, and only plain data crosses between them (JSON over a socket pair: None, bool, int, float, complex, str,
+bytes and containers of them). The tests' process alone holds the status pipe, and reads the nonce and the tests
+from a pipe after the fork, so the solution's process holds none of the three: whatever it does, the tests pass
+only if the values it returns are right, and an object that equals anything never reaches them. Both processes
+have all the layers above, each its own rlimits; a violation in either is an error. The tests are trusted to be
+tests (the verifier checks generated ones statically and by mutants). A work dir whose caller died before
+deleting it is swept by the next caller's first run.
 """
 
 from __future__ import annotations
@@ -90,11 +104,12 @@ from __future__ import annotations
 import atexit
 import ctypes
 import errno
+import fcntl
 import functools
-import inspect
 import json
 import logging
 import os
+import re
 import resource
 import secrets
 import selectors
@@ -109,39 +124,36 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+from acqsynth.verify import zygote as zygote_module
+from acqsynth.verify.zygote import (_CLONE_NEW_NAMESPACES, _CLONE_NEWIPC, _CLONE_NEWNET, _CLONE_NEWNS, _CLONE_NEWUSER,
+                                    _LL_EXECUTE, _LL_IOCTL_DEV, _LL_NET_BIND_TCP, _LL_NET_CONNECT_TCP, _LL_READ_DIR,
+                                    _LL_READ_FILE, _LL_REFER, _LL_SCOPE_ABSTRACT_UNIX_SOCKET, _LL_SCOPE_SIGNAL,
+                                    _LL_TRUNCATE, _LL_WRITE_FILE, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP,
+                                    _SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_RESTRICT_SELF, _add_landlock_rule,
+                                    _check, _enter_work_dir, _enter_zygote_namespaces, _seccomp_program)
 
 Verdict = Literal["passed", "failed", "timeout", "error"]
 
 _FLOOD_FACTOR = 16  # output beyond max_output_bytes is drained and dropped; this many times it is a flood
 _STATUS_CAP = 64 * 1024
+_TESTS_CAP = 2**20  # the most a pipe may hold without privilege (fs.pipe-max-size)
+_WORK_DIR_PREFIX = "acqsynth-sandbox-"
 _DRAIN_SECONDS = 1.0  # after the kill, how long to wait for pipes to reach EOF
 _ZYGOTE_REPLY_SECONDS = 10.0  # a zygote slower than this to answer is stuck (stopped?) and is replaced
 _PYTHON_FLAGS = ("-I", "-S", "-B", "-u", "-X", "utf8")
 # One BLAS/OpenMP thread: on a many-core host their pools would otherwise hit max_processes at import.
 _ENVIRONMENT = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
                 **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")}
-_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x40000000
-_CLONE_NEW_NAMESPACES = 0x7E020000  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
-_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP = 4, 36, 38, 22
-_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
-_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429  # the same number on every architecture
-_OPEN_TREE_CLONE, _AT_RECURSIVE, _AT_FDCWD, _MOVE_MOUNT_F_EMPTY_PATH = 1, 0x8000, -100, 4
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
 # The sandbox's own uid and gid when the caller is root: no file outside the work dir is theirs, nothing else on a
 # sane host runs as them, and the work dir (a private tmpfs) is the only place they own.
 SANDBOX_UID = SANDBOX_GID = 2_147_483_646
 _WORK_DIR_INODES = 16384
-# Landlock access rights (linux/landlock.h); each ABI version handles more of them.
-_LL_EXECUTE, _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_LL_REFER, _LL_TRUNCATE, _LL_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
-_LL_FILE_RIGHTS = _LL_EXECUTE | _LL_WRITE_FILE | _LL_READ_FILE | _LL_TRUNCATE | _LL_IOCTL_DEV
-_LL_NET_BIND_TCP, _LL_NET_CONNECT_TCP = 1 << 0, 1 << 1
-_LL_SCOPE_ABSTRACT_UNIX_SOCKET, _LL_SCOPE_SIGNAL = 1 << 0, 1 << 1
 _READABLE_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache", "/etc/localtime", "/dev/null",
                    "/dev/zero", "/dev/urandom", "/dev/random", "/sys/devices/system/cpu")
 _LIBRARY_PATHS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/lib32")  # the ELF loader must be executable
@@ -161,6 +173,20 @@ class SandboxLimits:
     max_open_files: int = 64
     max_output_bytes: int = 64 * 1024
     disk_bytes: int = 64 * 2**20  # the work dir's size, where it is a private tmpfs (held in memory)
+
+
+@dataclass(frozen=True)
+class TestedSolution:
+    """A solution and the tests that judge it. They run in two sandboxed processes, and only plain data passes
+    between them (arguments and return values: None, bool, int, float, complex, str, bytes and containers of
+    them); so the verdict comes from a process the solution never ran in. The tests see each top-level function
+    of the solution, called in the solution's process, and the modules it imported; not its classes or other
+    values, and an argument the solution mutates is not mutated for the tests."""
+
+    solution: str
+    tests: str
+
+    __test__ = False  # not a pytest test class
 
 
 @dataclass(frozen=True)
@@ -204,314 +230,10 @@ class _RulesetAttr(ctypes.Structure):
                 ("scoped", ctypes.c_uint64)]
 
 
-class _PathBeneathAttr(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-    return result
-
-
-def _enter_zygote_namespaces(libc: ctypes.CDLL, covers: dict[str, list[str]]) -> None:
-    """As root, for the zygote and so for all its programs: a network namespace (one per zygote: it has only a down
-    loopback, and a program's sockets die with it), and a mount namespace (each program's is a copy) where no mount
-    propagates to or from the host and each cover, a directory that the sandbox's uid may not traverse (a 0700 home
-    holding the interpreter, say), is hidden under an empty tmpfs holding just the paths beneath it that programs
-    may read."""
-    _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET), "unshare the mount and network namespaces")
-    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make mounts private")
-    for cover, kept in covers.items():
-        trees = [_check(libc.syscall(_SYS_OPEN_TREE, _AT_FDCWD, os.fsencode(path),
-                                     _OPEN_TREE_CLONE | _AT_RECURSIVE | os.O_CLOEXEC), f"open_tree {path}")
-                 for path in kept]
-        _check(libc.mount(b"tmpfs", os.fsencode(cover), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=0755"),
-               f"cover {cover}")
-        for path, tree in zip(kept, trees):
-            os.makedirs(path, exist_ok=True)
-            _check(libc.syscall(_SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, os.fsencode(path), _MOVE_MOUNT_F_EMPTY_PATH),
-                   f"move_mount {path}")
-            os.close(tree)
-
-
-def _enter_work_dir(libc: ctypes.CDLL, workdir: str, unshare_flags: int, ids: list[int] | None,
-                    work_dir_options: str) -> None:
-    """In the program's process, before anything of the program: its namespaces; with a mount namespace (as root),
-    its work dir becomes a fresh private tmpfs (nosuid, nodev, noexec; bounded) holding just main.py; with ids, it
-    takes the sandbox's uid and gid, with no capabilities and no supplementary groups, before it writes main.py."""
-    if unshare_flags:
-        _check(libc.unshare(unshare_flags), "unshare")
-    main = os.path.join(workdir, "main.py")
-    private = bool(unshare_flags & _CLONE_NEWNS)
-    if private:
-        with open(main, "rb") as file:  # the caller's copy, which the tmpfs then hides
-            source = file.read()
-        _check(libc.mount(b"tmpfs", os.fsencode(workdir), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                          work_dir_options.encode()), "private work dir")
-    os.chdir(workdir)
-    if ids is not None:
-        uid, gid = ids
-        os.setgroups([])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)  # from uid 0 to another: every capability is gone
-    if private:
-        with open(main, "xb") as file:
-            file.write(source)
-
-
-def _add_landlock_rule(libc: ctypes.CDLL, ruleset_fd: int, path: str, access: int) -> None:
-    parent_fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISDIR(os.fstat(parent_fd).st_mode):
-            access &= _LL_FILE_RIGHTS  # the kernel rejects directory rights on a file
-        rule = _PathBeneathAttr(access, parent_fd)
-        _check(libc.syscall(_SYS_LANDLOCK_ADD_RULE, ruleset_fd, 1, ctypes.byref(rule), 0), f"landlock {path}")
-    finally:
-        os.close(parent_fd)
-
-
-def _seccomp_program(program: bytes) -> ctypes.Structure:
-    """The struct sock_fprog for PR_SET_SECCOMP; it keeps `program` alive."""
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
-
-    return SockFprog(len(program) // 8, program)
-
-
-def _zygote_main() -> None:
-    """The zygote, run via `python -c` (its source is sent, it imports nothing of ours); see the module docstring.
-
-    Above `serve()` runs once in the zygote; below it, only in a forked child, which enters the sandbox and runs
-    the program. The child leaves through this function (return or SystemExit), so the interpreter ends it as it
-    ends any script: non-daemon threads joined, atexit handlers run, output flushed.
-    """
-    import collections
-    import ctypes
-    import gc
-    import json
-    import os
-    import resource
-    import signal
-    import site
-    import socket
-    import sys
-    import traceback
-    import types
-
-    # Imported once here rather than by every program that uses them (typing alone costs more than a fork).
-    import math  # noqa: F401
-    import re  # noqa: F401
-    import typing  # noqa: F401
-
-    control = socket.socket(fileno=int(sys.argv[1]))
-    config = json.loads(sys.argv[2])
-    readable_roots = tuple(config["readable"])
-    # -S skipped site: its .pth files run code (an editable install's finder costs more than the interpreter's
-    # start-up). The site-packages directories themselves stay importable, and exit()/quit() exist as usual.
-    sys.path.extend(config["site_packages"])
-    site.setquit()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # inherited by the children too
-    # The programs' orphans come to us, to be reaped: zombies left to an init that never reaps them would keep
-    # their pids charged to our pids cgroup.
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    if config["covers"] is not None:
-        _enter_zygote_namespaces(libc, config["covers"])
-    seccomp = _seccomp_program(bytes.fromhex(config["seccomp"])) if config["seccomp"] else None
-    gc.freeze()  # the children's collections then skip (and so do not copy-on-write) all of the above
-
-    def reap_orphans() -> None:
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
-        except ChildProcessError:
-            pass
-
-    def serve() -> tuple[bytes, list[int]] | None:
-        """In the zygote: serves requests until the caller hangs up (None). In a child: its request and fds."""
-        while True:
-            message, fds, _, _ = socket.recv_fds(control, 65536, 4)
-            if not message:
-                return None
-            pid = os.fork()
-            if pid == 0:
-                control.close()
-                return message, fds
-            for fd in fds:
-                os.close(fd)
-            pidfd = os.pidfd_open(pid)  # our own unreaped child: certainly the right process
-            try:
-                socket.send_fds(control, [str(pid).encode()], [pidfd])
-                told = control.recv(16)  # the caller kills the program, then says "reap"; b"": it is gone
-            except OSError:
-                told = b""
-            finally:
-                os.close(pidfd)
-            if not told:  # never leave a program running without its supervisor
-                for kill in (os.killpg, os.kill):
-                    try:
-                        kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                os.wait4(pid, 0)
-                return None
-            _, status, usage = os.wait4(pid, 0)
-            reap_orphans()
-            try:
-                control.send(f"{status} {usage.ru_utime + usage.ru_stime}".encode())
-            except OSError:
-                return None
-
-    job = serve()
-    if job is None:
-        return
-    message, (stdout, stderr, status_fd, *ruleset) = job
-    request = json.loads(message)
-    workdir, nonce = request["workdir"], request["nonce"]
-    main_pid = os.getpid()
-
-    def report(kind: str, text: str) -> None:
-        if os.getpid() == main_pid:  # a forked copy must not speak for the program
-            try:
-                os.write(status_fd, f"{kind} {text}".replace("\n", " ")[:1000].encode() + b"\n")
-            except OSError:
-                pass
-
-    try:
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        for fd, target in ((null, 0), (stdout, 1), (stderr, 2)):
-            os.dup2(fd, target)
-            os.close(fd)
-        _enter_work_dir(libc, workdir, request["unshare"], request["ids"], request["work_dir_options"])
-        os.environ.update(HOME=workdir, TMPDIR=workdir)
-        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        for fd in ruleset:  # the work dir's rule only now: a rule on the path the tmpfs covers would not hold in it
-            _add_landlock_rule(libc, fd, workdir, request["work_dir_access"])
-            _check(libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, fd, 0), "landlock")
-        os.closerange(3, status_fd)  # the ruleset and anything else of the zygote's
-        os.closerange(status_fd + 1, os.sysconf("SC_OPEN_MAX"))
-        # After unshare: in a new user namespace RLIMIT_NPROC then counts this sandbox's tasks only.
-        for which, soft, hard in request["rlimits"]:
-            resource.setrlimit(which, (soft, hard))
-        if seccomp is not None:  # last: setting up needs calls that programs may not make
-            _check(libc.prctl(_PR_SET_SECCOMP, 2, ctypes.byref(seccomp), 0, 0), "seccomp")  # 2: MODE_FILTER
-    except BaseException as exc:
-        report("setup", f"{type(exc).__name__}: {exc}")
-        os._exit(1)
-
-    readable = readable_roots + (workdir,)
-    writable = (workdir, "/dev/null")
-
-    def resolve(path: object, dir_fd: object = None) -> str | None:
-        if path is None or isinstance(path, int):
-            return None  # an already open descriptor
-        name = os.fsdecode(os.fspath(path))
-        if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(name):
-            name = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
-        return os.path.realpath(name)
-
-    def inside(path: str | None, roots: tuple[str, ...]) -> bool:
-        return path is None or any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
-
-    def deny(what: str) -> None:
-        report("violation", what)
-        raise PermissionError(f"{what} (sandbox)")
-
-    process_events = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-                      "subprocess.Popen", "os.startfile"}
-    network_events = {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
-                      "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo", "socket.sethostname"}
-    # event -> (path argument, its dir_fd argument or None) for every path the event modifies
-    write_events = {"os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.rename": ((0, 2), (1, 3)),
-                    "os.mkdir": ((0, 2),), "os.symlink": ((1, 2),), "os.link": ((1, 3),), "os.chmod": ((0, 2),),
-                    "os.chown": ((0, 3),), "os.utime": ((0, 3),), "os.truncate": ((0, None),),
-                    "os.setxattr": ((0, None),), "os.removexattr": ((0, None),), "shutil.rmtree": ((0, None),)}
-    # `import ctypes` itself stays allowed (numpy needs it; it dlopens only the running interpreter).
-    native_events = {"ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata",
-                     "ctypes.PyObj_FromPtr", "ctypes.string_at", "ctypes.wstring_at"}
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-    def guard(event: str, args: tuple) -> None:
-        if event in process_events:
-            deny("subprocess/fork blocked")
-        elif event in network_events or (event == "socket.__new__" and args[1] != 1):  # 1: AF_UNIX (socketpair)
-            deny("network access blocked")
-        elif event == "os.kill" and args[0] not in (0, os.getpid(), -os.getpgrp()):
-            deny("signalling other processes blocked")
-        elif event == "os.killpg" and args[0] not in (0, os.getpgrp()):
-            deny("signalling other processes blocked")
-        elif event in native_events or (event == "ctypes.dlopen" and args[0] is not None):
-            deny("native code via ctypes blocked")
-        elif event == "open":
-            path, mode, flags = args
-            target = resolve(path)
-            writing = (isinstance(flags, int) and flags > 0 and flags & write_flags) or (
-                isinstance(mode, str) and any(c in mode for c in "wax+"))
-            if writing and not inside(target, writable):
-                deny(f"write outside the work dir blocked: {path}")
-            if not inside(target, readable):
-                raise PermissionError(13, "outside the sandbox's readable paths", path)
-        elif event in write_events:
-            for path_at, dir_fd_at in write_events[event]:
-                if not inside(resolve(args[path_at], None if dir_fd_at is None else args[dir_fd_at]), writable):
-                    deny(f"change outside the work dir blocked: {args[path_at]}")
-
-    path = os.path.join(workdir, "main.py")
-    module = types.ModuleType("__main__")
-    module.__file__ = path
-    module.__builtins__ = __builtins__
-    sys.modules["__main__"] = module
-    sys.argv = [path]
-    if request["guarded"]:
-        sys.addaudithook(guard)
-    try:
-        with open(path, "rb") as file:
-            code = compile(file.read(), path, "exec")
-        exec(code, module.__dict__)
-    except SystemExit as exc:
-        report("exit", repr(exc.code))
-        raise
-    except BaseException as exc:
-        # Cheap first: after a MemoryError the traceback machinery may not fit.
-        report("raised", f"{type(exc).__name__} {getattr(exc, 'errno', None)}")
-        # The innermost frames only, without this bootstrap's: formatting a deep recursion's traceback takes seconds.
-        frames: collections.deque = collections.deque(maxlen=100)
-        frame = exc.__traceback__.tb_next if exc.__traceback__ else None
-        while frame is not None:
-            frames.append(frame)
-            frame = frame.tb_next
-        reason = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        if isinstance(exc, AssertionError) and not exc.args and frames:
-            reason = f"AssertionError: {traceback.extract_tb(frames[-1])[-1].line}"
-        report("reason", reason)
-        traceback.print_exception(type(exc), exc, frames[0] if frames else None)
-        raise SystemExit(1) from None
-    report("completed", nonce)
-
-
-_ZYGOTE_FUNCTIONS = (_PathBeneathAttr, _check, _enter_zygote_namespaces, _enter_work_dir, _add_landlock_rule,
-                     _seccomp_program, _zygote_main)
-
-
 @functools.cache
 def _zygote_source() -> str:
-    """The zygote's program: the constants and functions it uses, as this module defines them, and the call."""
-    codes = [function.__code__ for function in _ZYGOTE_FUNCTIONS if isinstance(function, types.FunctionType)]
-    names = set()
-    while codes:  # nested functions' names too
-        code = codes.pop()
-        names.update(code.co_names)
-        codes.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
-    constants = "".join(f"{name} = {value!r}\n" for name, value in sorted(globals().items())
-                        if name in names and isinstance(value, int))
-    functions = "\n\n".join(inspect.getsource(function) for function in _ZYGOTE_FUNCTIONS)
-    return f"import ctypes\nimport os\nimport stat\n{constants}\n{functions}\n_zygote_main()\n"
+    """The zygote's program: acqsynth/verify/zygote.py, then the call of its main function."""
+    return f"{Path(zygote_module.__file__).read_text(encoding='utf-8')}\n_zygote_main()\n"
 
 
 @functools.cache
@@ -651,6 +373,7 @@ def _probe_cgroup() -> str | None:
 def _host() -> _Host:
     landlock_abi = _probe_landlock()  # first: loads libc here, not in a forked probe child
     unshare_flags, ids, covers = _probe_unshare()
+    _sweep_dead_work_dirs()
     return _Host(unshare_flags=unshare_flags, ids=ids, covers=covers, landlock_abi=landlock_abi,
                  cgroup_base=_probe_cgroup(), seccomp=_probe_seccomp())
 
@@ -1063,6 +786,12 @@ def _resource_reason(exception: str, error_number: str, reason: str, limits: San
     return None
 
 
+def _killed(number: int, cpu_seconds: float, limits: SandboxLimits, who: str) -> tuple[Verdict, str]:
+    if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_seconds >= limits.cpu_seconds):
+        return "timeout", f"CPU time limit ({limits.cpu_seconds} s) exceeded"
+    return "error", f"{who}killed by signal {signal.Signals(number).name}{_SIGNAL_HINTS.get(number, '')}"
+
+
 def _verdict(outcome: _Outcome, nonce: str, limits: SandboxLimits) -> tuple[Verdict, str]:
     records: dict[str, str] = {}
     violations = []
@@ -1081,10 +810,13 @@ def _verdict(outcome: _Outcome, nonce: str, limits: SandboxLimits) -> tuple[Verd
     if outcome.timed_out:
         return "timeout", f"wall-clock timeout after {limits.wall_seconds} s"
     if os.WIFSIGNALED(outcome.status):
-        number = os.WTERMSIG(outcome.status)
-        if number == signal.SIGXCPU or (number == signal.SIGKILL and outcome.cpu_seconds >= limits.cpu_seconds):
-            return "timeout", f"CPU time limit ({limits.cpu_seconds} s) exceeded"
-        return "error", f"killed by signal {signal.Signals(number).name}{_SIGNAL_HINTS.get(number, '')}"
+        return _killed(os.WTERMSIG(outcome.status), outcome.cpu_seconds, limits, "")
+    if "solution" in records and "raised" not in records:  # the solution's process ended before the tests did
+        status, cpu_seconds = (float(number) for number in records["solution"].split())
+        if os.WIFSIGNALED(int(status)):
+            return _killed(os.WTERMSIG(int(status)), cpu_seconds, limits, "the solution was ")
+        how = " (sys.exit)" if "exit" in records else ""
+        return "failed", f"the solution exited with status {os.WEXITSTATUS(int(status))}{how} before the tests ended"
     code = os.WEXITSTATUS(outcome.status)
     if "raised" in records:
         exception, _, error_number = records["raised"].partition(" ")
@@ -1099,25 +831,40 @@ def _verdict(outcome: _Outcome, nonce: str, limits: SandboxLimits) -> tuple[Verd
     return "failed", f"exited with status {code}{how}"
 
 
-def _run(source: str, limits: SandboxLimits, guarded: bool) -> SandboxResult:
+def _run(program: str | TestedSolution, limits: SandboxLimits, guarded: bool) -> SandboxResult:
     host = _host()
-    workdir = os.path.realpath(tempfile.mkdtemp(prefix="acqsynth-sandbox-"))
+    tested = isinstance(program, TestedSolution)
+    nonce = secrets.token_hex(16)
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix=_work_dir_prefix()))
     ours: list[int] = []  # read ends
     theirs: list[int] = []  # the child's ends (and the Landlock ruleset), closed once the zygote has them
     try:
         with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8") as file:
-            file.write(source)
+            file.write(program.solution if tested else program)
         for _ in range(3):  # stdout, stderr, status
             read_end, write_end = os.pipe2(os.O_CLOEXEC)
             ours.append(read_end)
             theirs.append(write_end)
+        if tested:  # the nonce and the tests, for the tests' process alone (written now: the pipe holds them)
+            tests = f"{nonce}\n{program.tests}".encode()
+            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            theirs.append(read_end)
+            try:
+                try:
+                    capacity = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _TESTS_CAP)
+                except OSError:  # a host whose fs.pipe-max-size is lower
+                    capacity = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+                if len(tests) > capacity:
+                    return SandboxResult("error", f"tests of more than {capacity} bytes", "", "", 0.0)
+                os.write(write_end, tests)
+            finally:
+                os.close(write_end)
         if host.landlock_abi:
             theirs.append(_landlock_ruleset(host.landlock_abi))
-        nonce = secrets.token_hex(16)
-        request = {"workdir": workdir, "nonce": nonce, "guarded": guarded, "unshare": host.unshare_flags,
+        request = {"workdir": workdir, "tested": tested, "guarded": guarded, "unshare": host.unshare_flags,
                    "ids": host.ids, "work_dir_options": _work_dir_options(limits, host.ids),
                    "work_dir_access": _landlock_fs_rights(host.landlock_abi),
-                   "rlimits": _rlimits(limits, host)}
+                   "rlimits": _rlimits(limits, host)} | ({} if tested else {"nonce": nonce})
         started = time.monotonic()
         try:
             zygote, pid, pidfd = _start_program(host, request, theirs, limits.max_processes)
@@ -1158,6 +905,33 @@ def _run(source: str, limits: SandboxLimits, guarded: bool) -> SandboxResult:
         _remove_tree(workdir)
 
 
+def _work_dir_prefix() -> str:
+    """This process's work dirs are named by its pid and start time, so that a later caller can tell them from
+    those of a live one and sweep them (_sweep_dead_work_dirs)."""
+    return f"{_WORK_DIR_PREFIX}{os.getpid()}-{_start_time(os.getpid())}-"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rpartition(")")[2].split()[19]  # field 22: start time, in clock ticks since boot
+    except (OSError, IndexError):
+        return None
+
+
+def _sweep_dead_work_dirs() -> None:
+    """Removes the work dirs left in the temp dir by callers that died before removing them (killed, say)."""
+    pattern = re.compile(rf"{re.escape(_WORK_DIR_PREFIX)}(\d+)-(\d+)-")
+    try:
+        names = os.listdir(tempfile.gettempdir())
+    except OSError:
+        return
+    for name in names:
+        match = pattern.match(name)
+        if match and _start_time(int(match[1])) != match[2]:  # that process is gone (or its pid was reused)
+            _remove_tree(os.path.join(tempfile.gettempdir(), name))
+
+
 def _remove_tree(path: str) -> None:
     try:
         shutil.rmtree(path)
@@ -1169,24 +943,25 @@ def _remove_tree(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_program(source: str, limits: SandboxLimits = SandboxLimits(),
+def run_program(program: str | TestedSolution, limits: SandboxLimits = SandboxLimits(),
                 missing_layers: MissingLayers = "refuse") -> SandboxResult:
-    """Runs one program (a whole Python file: solution plus tests) in a fresh sandbox; see the module docstring.
+    """Runs one program (a whole Python file, or a solution and its tests) in a fresh sandbox; see the module
+    docstring.
 
     Where the host lacks an essential layer (isolation_report()["weaker_guarantees"]), it raises
     SandboxUnavailable, or with missing_layers="warn" logs the weaker guarantee once and runs."""
     _accept_weaker_guarantees(missing_layers)
-    return _run(source, limits, guarded=True)
+    return _run(program, limits, guarded=True)
 
 
-def run_programs(sources: Sequence[str], limits: SandboxLimits = SandboxLimits(), workers: int = 1,
+def run_programs(programs: Sequence[str | TestedSolution], limits: SandboxLimits = SandboxLimits(), workers: int = 1,
                  missing_layers: MissingLayers = "refuse") -> list[SandboxResult]:
     """Runs the programs, each in its own sandbox, `workers` at a time; results in input order."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     _accept_weaker_guarantees(missing_layers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda source: _run(source, limits, guarded=True), sources))
+        return list(pool.map(lambda program: _run(program, limits, guarded=True), programs))
 
 
 def isolation_report() -> dict[str, object]:
