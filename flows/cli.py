@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,15 +33,66 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _project_errors() -> tuple[type[BaseException], ...]:
+    """What the project raises for bad data, a failed gate, a missing artifact, a broken model or host: errors
+    whose message says what to fix, so a person gets the message, not the traceback."""
+    from acqsynth.artifacts import ArtifactError
+    from acqsynth.models.loading import CheckpointError
+    from acqsynth.quality.gates import GateFailed
+    from acqsynth.verify.sandbox import SandboxUnavailable
+
+    return ArtifactError, CheckpointError, GateFailed, SandboxUnavailable, WorkspaceBusy
+
+
+class _WithoutOurTracebacks(logging.Filter):
+    """Prefect logs a failed task's and flow's exception with its traceback; for the project's own errors the
+    message line is kept and the traceback dropped (`acqsynth --debug` keeps it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], _project_errors() + (ConfigError,)):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_DEBUG = {"on": False}
+
+
 @app.callback()
 def main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                               help="print the version and exit")] = False) -> None:
+                                               help="print the version and exit")] = False,
+         debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False) -> None:
     """Targeted synthetic training data: GRPO on a generator, with acquisition functions on the student as reward."""
+    _DEBUG["on"] = debug
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, _WithoutOurTracebacks)]:
+            logger.removeFilter(old)
+        if not debug:
+            logger.addFilter(_WithoutOurTracebacks())
 
 
 def _fail(error: Exception) -> None:
+    """Bad input: its message, exit status 2."""
     typer.secho(str(error), fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Runs a command's work: bad parameters exit 2, the project's other errors (a failed gate, a damaged or missing
+    artifact, a full disk) exit 1, each as its message alone unless --debug."""
+    try:
+        yield
+    except ConfigError as error:
+        if _DEBUG["on"]:
+            raise
+        _fail(error)
+    except (*_project_errors(), OSError) as error:
+        if _DEBUG["on"] or (isinstance(error, OSError) and error.filename is None):
+            raise  # an OS error that names no file is not ours to explain
+        typer.secho(f"{type(error).__name__}: {error}" if isinstance(error, OSError) else str(error),
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
 
 
 @contextmanager
@@ -128,9 +180,12 @@ def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"
             load_config(params)
         except ConfigError as error:
             _fail(error)
-        from flows.pipeline import pipeline
+        from prefect import tags
 
-        pipeline(params_path=str(params), root=".")
+        from flows.pipeline import pipeline, run_tags
+
+        with _reported(), tags(*run_tags(load_config(params))):
+            pipeline(params_path=str(params), root=".")
     layout = Layout()
     typer.echo("\nDone. Where things are:")
     for what, path in (("report", layout.report), ("metrics", layout.metrics), ("data", layout.root / "data"),
@@ -157,8 +212,9 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
             _fail(error)
         from flows.compare import compare as compare_flow
 
-        result = compare_flow(params_path=str(params), root=".", seeds=seed, run_shared=not skip_shared,
-                              report_only=report_only)
+        with _reported():
+            result = compare_flow(params_path=str(params), root=".", seeds=seed, run_shared=not skip_shared,
+                                  report_only=report_only)
     typer.echo(f"\n{result['runs']} runs ({result['reused']} reused, {result['failed']} failed); report: "
                f"{result['report']}")
     typer.echo(f"domain {config.domain}; arms live in experiments/{config.domain}/")
@@ -177,9 +233,11 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGE_NAMES))],
         load_config(params)
     except ConfigError as error:
         _fail(error)
-    from flows.pipeline import stage as stage_flow
+    from prefect import tags
 
-    with _locked():
+    from flows.pipeline import run_tags, stage as stage_flow
+
+    with _locked(), _reported(), tags(*run_tags(load_config(params)), f"stage:{name}"):
         stage_flow(name=name, params_path=str(params), root=".")
 
 

@@ -42,7 +42,30 @@ def publish_report(root: Path) -> None:
                                  description="Summary of the pipeline run")
 
 
-@flow(name="acqsynth-pipeline")
+def run_name() -> str:
+    """A run's name in the Prefect UI: what it ran (profile, target domain, seed) rather than a random pair of words."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    config = load_config(Path(parameters.get("root", ".")) / parameters.get("params_path", "params.yaml"))
+    stage = f"{parameters['name']} " if "name" in parameters else ""
+    return f"{stage}{config.profile} {config.domain} seed {config.seed}"
+
+
+def run_tags(config: PipelineConfig) -> list[str]:
+    """Tags to filter runs by in the Prefect UI."""
+    return [f"profile:{config.profile}", f"domain:{config.domain}", f"seed:{config.seed}"]
+
+
+def headline(metrics: dict[str, Any], limit: int = 6) -> str:
+    """The first few scalar metrics of a stage, for its log line (the whole dict is in metrics/<stage>.json)."""
+    scalars = [(key, value) for key, value in metrics.items() if isinstance(value, (int, float, str, bool))]
+    shown = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                      for key, value in scalars[:limit])
+    return shown + (", ..." if len(scalars) > limit or len(scalars) < len(metrics) else "")
+
+
+@flow(name="acqsynth-pipeline", flow_run_name=run_name)
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     """Every stage in order, each cached on its inputs; then dvc.lock records the result."""
     config = load_config(Path(root) / params_path)
@@ -50,14 +73,14 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
     results = {}
     for stage_task in stage_tasks.PIPELINE:
         results[stage_task.name] = run_stage_task(stage_task, config, root)
-        logger.info("%s: %s", stage_task.name, results[stage_task.name]["metrics"])
+        logger.info("%s: %s", stage_task.name, headline(results[stage_task.name]["metrics"]))
     publish_report(Path(root))
     if (not_recorded := record_in_dvc(Path(root), config)) is not None:
         logger.warning(not_recorded)
     return {name: result["metrics"] for name, result in results.items()}
 
 
-@flow(name="acqsynth-stage", flow_run_name="{name}")
+@flow(name="acqsynth-stage", flow_run_name=run_name)
 def stage(name: str, params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     config = load_config(Path(root) / params_path)
     stage_task = next(t for t in stage_tasks.PIPELINE if t.name == name)

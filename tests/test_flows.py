@@ -51,6 +51,14 @@ def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
     first = state.result()
     assert set(first) == {stage.name for stage in PIPELINE}
     assert Layout(tmp_path).report.is_file()
+    from prefect.client.orchestration import get_client
+
+    from acqsynth.config import load_config
+
+    config = load_config(tmp_path / "params.yaml")
+    with get_client(sync_client=True) as client:  # named by what it ran, not by two random words
+        assert client.read_flow_run(state.state_details.flow_run_id).name == \
+            f"smoke {config.domain} seed {config.seed}"
     written = _output_mtimes(tmp_path)
 
     second = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
@@ -116,6 +124,31 @@ def test_failed_gate_fails_the_run_keeps_the_last_good_artifact_and_links_the_re
     assert "full report:" in artifacts[0].data
 
 
+def test_the_cli_prints_the_projects_errors_as_their_message_alone(prefect_server, tmp_path, monkeypatch):
+    """A missing artifact or a failed gate: exit 1 and the message that names the file, with no traceback (Prefect's
+    logs keep their one-line record of the failure); --debug shows the traceback."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from acqsynth import artifacts
+    from acqsynth.quality.gates import GateFailed
+    from flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml", profile_params("smoke"))
+    missing = CliRunner().invoke(app, ["stage", "select"])
+    assert missing.exit_code == 1, missing.output
+    assert "data/scored.parquet: not found; run the stage that writes it first" in missing.output
+    assert "Traceback" not in missing.output and len(missing.output.splitlines()) < 30
+    scored = {"id": ["a"], "question": ["q"], "reasoning": ["r"], "answer": ["1"], "acquisition_score": [float("nan")]}
+    artifacts.write_table(Layout(tmp_path).scored, pd.DataFrame(scored))
+    failed = CliRunner().invoke(app, ["stage", "select"])
+    assert failed.exit_code == 1 and "quality gate 'select_reads_scored' failed for" in failed.output, failed.output
+    assert "Traceback" not in failed.output
+    debug = CliRunner().invoke(app, ["--debug", "stage", "select"])
+    assert isinstance(debug.exception, GateFailed)  # raised, traceback and all
+
+
 def test_transient_faults_are_retried_and_deterministic_ones_are_not(prefect_server, tmp_path, monkeypatch):
     from acqsynth import stages
     from flows.pipeline import pipeline
@@ -164,3 +197,12 @@ def test_dvc_lock_records_only_a_run_of_params_yaml(tmp_path, monkeypatch):
     assert calls == []
     assert pipeline_module.record_in_dvc(tmp_path, load_config(tmp_path / "params.yaml")) is None
     assert calls and calls[0][-3:] == ["commit", "--force", "--quiet"]
+
+
+def test_a_stage_logs_a_headline_not_its_whole_metrics():
+    from flows.pipeline import headline
+
+    metrics = {"verified_rate": 0.41666, "n": 1536, "by_check": {"grounding": 3}, "seconds": 12.0}
+    assert headline(metrics) == "verified_rate 0.4167, n 1536, seconds 12, ..."
+    assert headline({"a": 1, "b": 2}, limit=1) == "a 1, ..."
+    assert headline({"a": 1}) == "a 1"
