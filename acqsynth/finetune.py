@@ -8,18 +8,15 @@ from pathlib import Path
 import pandas as pd
 
 from acqsynth.config import FinetuneConfig
-from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel, best_device
 from acqsynth.resume import last_checkpoint
 
 
 def sft_dataset(samples: pd.DataFrame):
+    """The prompt-completion pairs as data/selected.parquet holds them (acqsynth.stages.select writes them)."""
     from datasets import Dataset
 
-    return Dataset.from_dict({
-        "prompt": [student_prompt(q) for q in samples["question"]],
-        "completion": [student_completion(r, a) for r, a in zip(samples["reasoning"], samples["answer"], strict=True)],
-    })
+    return Dataset.from_dict({"prompt": list(samples["prompt"]), "completion": list(samples["completion"])})
 
 
 def _lora(config: FinetuneConfig):

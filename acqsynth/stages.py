@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from acqsynth import artifacts, imports
-from acqsynth.config import DOMAIN_NAMES, Layout, PipelineConfig, PROCEDURAL, TINY
+from acqsynth.config import DOMAIN_NAMES, PROCEDURAL, REWARD_NAMES, TINY, Layout, PipelineConfig
 from acqsynth.domains import domain_module
 from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
 from acqsynth.domains.sample import student_completion
@@ -37,7 +37,10 @@ from acqsynth.resume import ShardMapper, ShardStore, checkpoint_dir, fingerprint
 EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "tests", "source"]
 VERIFY_SHARD_SIZE = 256
 SPLITS = ("seed", "eval", "pool", "pretrain", "test")
-SELECTED_COLUMNS = ["id", "source", "question", "reasoning", "answer", "selection_score"]
+# The fine-tuning set: the sample, the exact prompt and completion the student is trained on, its selection score,
+# then where a synthetic sample came from (null for seed and pool samples): its seed, generator and every reward.
+SELECTED_COLUMNS = ["id", "source", "question", "reasoning", "answer", "prompt", "completion", "selection_score"]
+PROVENANCE_COLUMNS = ["seed_id", "generator", *REWARD_NAMES, "acquisition_score"]
 
 
 @dataclass(frozen=True)
@@ -246,10 +249,10 @@ def prepare(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "prepare", metrics, started)
 
 
-# -- build_models ---------------------------------------------------------------------------------------------------
-
 PREPARE = Stage(prepare, reads=(), writes=(_AT.prepared,), params=("data_seed", "prepare"))
 
+
+# -- build_models ---------------------------------------------------------------------------------------------------
 
 def difficulty_of(domain: str, question: str, reasoning: str, skill: str) -> str:
     """What a generated sample should share with its seed: the domain's difficulty, else the example's skill."""
@@ -353,12 +356,12 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "build_models", metrics, started)
 
 
-# -- seed_centroids -------------------------------------------------------------------------------------------------
-
 BUILD_MODELS = Stage(build_models, reads=(_AT.prepared,), writes=(_AT.base_models,),
                      params=("data_seed", "build_models", "prepare.sources", "verify.workers", "verify.math",
                              "verify.code"))
 
+
+# -- seed_centroids -------------------------------------------------------------------------------------------------
 
 def _embedding_student(config: PipelineConfig, layout: Layout):
     """The student, when it is also the embedder; the default embedder (MiniLM) needs none."""
@@ -451,8 +454,6 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "policy_update", metrics, started)
 
 
-# -- generate -------------------------------------------------------------------------------------------------------
-
 POLICY_UPDATE = Stage(
     policy_update, reads=(_AT.prepared, _AT.base_models, _AT.centroids), writes=(_AT.policy, _AT.rollouts),
     params=("seed", "domain", "policy_update", "generate.calculator", "acquisition_score", "prepare.sources",
@@ -460,6 +461,8 @@ POLICY_UPDATE = Stage(
     plots=(Plot(_AT.reward_curve, "GRPO reward per step", "step", ("mean_reward", "verified_rate", "parse_rate"),
                 "mean reward; share of rollouts"),))
 
+
+# -- generate -------------------------------------------------------------------------------------------------------
 
 def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """N samples from the trained generator, in shards: shard i samples with its own seed, so a resumed run writes
@@ -496,11 +499,11 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
                           started)
 
 
-# -- verify ---------------------------------------------------------------------------------------------------------
-
 GENERATE = Stage(generate, reads=(_AT.policy, _AT.prepared), writes=(_AT.generated,),
                  params=("seed", "domain", "generate"), sharded=True)
 
+
+# -- verify ---------------------------------------------------------------------------------------------------------
 
 def _answer_model_votes(config: PipelineConfig, layout: Layout, questions: list[str]) -> list[list[str | None]]:
     """k answers of the answer model (the base student, or `verify.answer_model.model`) to each question, as the
@@ -659,12 +662,12 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     return _write_metrics(layout, "verify", metrics, started)
 
 
-# -- acquisition_score ----------------------------------------------------------------------------------------------
-
 VERIFY = Stage(verify, reads=(_AT.generated, _AT.prepared, _AT.base_models), writes=(_AT.verified, _AT.rejected),
                params=("seed", "domain", "verify", "evaluate", "prepare.sources", "acquisition_score.embedder"),
                sharded=True)
 
+
+# -- acquisition_score ----------------------------------------------------------------------------------------------
 
 def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | None = None) -> dict[str, Any]:
     """All five acquisition rewards of every verified sample (for analysis and the selection baselines), and the
@@ -721,12 +724,12 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
     return _write_metrics(layout, "acquisition_score", metrics, started)
 
 
-# -- select -------------------------------------------------------------------------------------------------------
-
 ACQUISITION_SCORE = Stage(acquisition_score, reads=(_AT.verified, _AT.base_models, _AT.prepared, _AT.centroids),
                           writes=(_AT.scored,), params=("seed", "domain", "acquisition_score", "policy_update.reward"),
                           sharded=True)
 
+
+# -- select -------------------------------------------------------------------------------------------------------
 
 def _pool_scores(config: PipelineConfig, layout: Layout, pool: pd.DataFrame) -> np.ndarray:
     """The configured combination of acquisition rewards over a real pool (the filtered-selection baseline)."""
@@ -774,29 +777,35 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         chosen = frame.iloc[np.argsort(-scores, kind="stable")[:budget]]
     else:
         chosen = frame.iloc[:budget]
-    chosen = chosen[SELECTED_COLUMNS].reset_index(drop=True)
-    _write_gated_table(chosen, gates.selected_expectations(), "select", layout.selected, layout)
+    chosen = chosen.assign(
+        prompt=[student_prompt(question) for question in chosen["question"]],
+        completion=[student_completion(reasoning, answer)
+                    for reasoning, answer in zip(chosen["reasoning"], chosen["answer"], strict=True)],
+        **{column: None if column in ("seed_id", "generator") else np.nan
+           for column in PROVENANCE_COLUMNS if column not in chosen})
+    chosen = chosen[SELECTED_COLUMNS + PROVENANCE_COLUMNS].reset_index(drop=True)
+    _write_gated_table(chosen, gates.selected_expectations(REWARD_NAMES), "select", layout.selected, layout)
     metrics = {"source": cfg.source, "method": cfg.method, "n_available": len(frame), "n_selected": len(chosen),
                "mean_selection_score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None}
     return _write_metrics(layout, "select", metrics, started)
 
 
-# -- finetune -------------------------------------------------------------------------------------------------------
-
 SELECT = Stage(select, reads=(_AT.scored, _AT.prepared, _AT.base_models, _AT.centroids), writes=(_AT.selected,),
                params=("seed", "domain", "select", "acquisition_score", "policy_update.reward"))
 
+
+# -- finetune -------------------------------------------------------------------------------------------------------
 
 def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.finetune import finetune_student
 
     started = time.perf_counter()
     _seed_everything(config.seed)
-    samples = artifacts.read_table(layout.selected, ["question", "reasoning", "answer"])
+    samples = artifacts.read_table(layout.selected, ["prompt", "completion"])
     if samples.empty:
         raise ValueError(f"finetune: {layout.selected} has no samples: nothing the generator wrote passed "
                          "verification (see data/rejected.parquet and metrics/verify.json)")
-    _gate(samples, gates.selected_expectations(), "finetune_reads_selected", layout.selected, layout)
+    _gate(samples, gates.selected_expectations(REWARD_NAMES), "finetune_reads_selected", layout.selected, layout)
     student = _load(layout.base_student, training=True)
     checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.selected),
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
@@ -811,12 +820,12 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "finetune", metrics, started)
 
 
-# -- evaluate -------------------------------------------------------------------------------------------------------
-
 FINETUNE = Stage(finetune, reads=(_AT.selected, _AT.base_models), writes=(_AT.finetuned_student,),
                  params=("seed", "finetune"),
                  plots=(Plot(_AT.loss_curve, "SFT loss per step", "step", ("loss",), "loss"),))
 
+
+# -- evaluate -------------------------------------------------------------------------------------------------------
 
 def _base_evaluation(cache: Path, key: str, splits: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
     """The cached predictions of the base student for `key`, or None. A cache file is named by its key and the
@@ -905,11 +914,11 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     return _write_metrics(layout, "evaluate", metrics, started)
 
 
-# -- report ---------------------------------------------------------------------------------------------------------
-
 EVALUATE = Stage(evaluate, reads=(_AT.base_models, _AT.finetuned_student, _AT.prepared), writes=(_AT.predictions,),
                  params=("domain", "evaluate"))
 
+
+# -- report ---------------------------------------------------------------------------------------------------------
 
 def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.report import write_report

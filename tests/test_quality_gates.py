@@ -91,8 +91,12 @@ def scored_frame() -> pd.DataFrame:
 
 
 def selected_frame() -> pd.DataFrame:
-    return pd.DataFrame({"id": ["s-0", "s-1", "s-2"], "source": "synthetic", "question": ["q0", "q1", "q2"],
-                         "reasoning": "r", "answer": "1", "selection_score": [0.5, np.nan, 0.1]})
+    """Two synthetic samples with their provenance and one pool sample without (nulls)."""
+    return pd.DataFrame({"id": ["s-0", "s-1", "p-2"], "source": ["synthetic", "synthetic", "pool"],
+                         "question": ["q0", "q1", "q2"], "reasoning": "r", "answer": "1", "prompt": "Q: q",
+                         "completion": "r #### 1", "selection_score": [0.5, np.nan, 0.1],
+                         "seed_id": ["seed-1", "seed-2", None], "generator": ["g", "g", None],
+                         "confidence": [1.5, 2.0, np.nan], "acquisition_score": [0.3, 0.1, np.nan]})
 
 
 def metrics_frame() -> pd.DataFrame:
@@ -108,7 +112,7 @@ SUITES: dict[str, tuple[Callable[[], pd.DataFrame], Callable[[pd.DataFrame], lis
     "verified": (verified_frame, lambda df: verified_expectations(min_verified_rate=0.5)),
     "scored": (scored_frame, lambda df: scored_expectations(SCORE_RANGES)),
     "metrics": (metrics_frame, lambda df: metrics_expectations(df.columns)),
-    "selected": (selected_frame, lambda df: selected_expectations()),
+    "selected": (selected_frame, lambda df: selected_expectations(["confidence"])),
 }
 
 
@@ -188,6 +192,8 @@ FAILURES = {
     "duplicate scored id": ("scored", _set("id", 3, "g-0"), "id"),
     "selection score +inf": ("selected", _set("selection_score", 0, np.inf), "selection_score"),
     "selection score -inf": ("selected", _set("selection_score", 2, -np.inf), "selection_score"),
+    "empty completion": ("selected", _set("completion", 1, ""), "completion"),
+    "reward of a selected sample +inf": ("selected", _set("confidence", 0, np.inf), "confidence"),
     "accuracy 1.2": ("metrics", lambda df: df.assign(in_domain_accuracy=[1.2]), "in_domain_accuracy"),
     "accuracy null": ("metrics", lambda df: df.assign(forget_accuracy=[np.nan]), "forget_accuracy"),
 }

@@ -180,14 +180,20 @@ def scored_expectations(ranges: Mapping[str, tuple[float | None, float | None]])
     ]
 
 
-def selected_expectations() -> list[gxe.Expectation]:
-    """The fine-tuning set: at least one row, unique ids, non-empty text fields; `selection_score` finite, or null
-    (seed-only and random arms have none)."""
+def selected_expectations(rewards: Iterable[str]) -> list[gxe.Expectation]:
+    """The fine-tuning set: at least one row, unique ids, non-empty text fields (the prompt and completion the
+    student is trained on included); `selection_score` finite, or null (seed-only and random arms have none); the
+    provenance of synthetic samples (seed id, generator, each reward in `rewards` and the combined score), null for
+    seed and pool samples."""
     checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1),
                                      gxe.ExpectColumnValuesToBeUnique(column="id"),
                                      *_finite_float("selection_score", nullable=True)]
-    for name in ("id", "source", "question", "reasoning", "answer"):
+    for name in ("id", "source", "question", "reasoning", "answer", "prompt", "completion"):
         checks += [*_column(name, STR_TYPES), gxe.ExpectColumnValueLengthsToBeBetween(column=name, min_value=1)]
+    for name in ("seed_id", "generator"):
+        checks += _column(name, STR_TYPES, nullable=True)
+    for name in (*rewards, "acquisition_score"):
+        checks += _finite_float(name, nullable=True)
     return checks
 
 
