@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from acqsynth.domains import DOMAIN_NAMES
 from acqsynth.domains.records import looks_like_hub_id
 from acqsynth.verify.sandbox import MissingLayers
 
@@ -96,8 +97,7 @@ class MathDifficultyConfig(_Strict):
         return self
 
 
-DOMAIN_NAMES = ("math", "mcq", "code")
-DomainName = Literal["math", "mcq", "code"]
+DomainName = Literal[DOMAIN_NAMES]
 
 
 def _require_every_domain(value: dict[str, Any], what: str) -> None:

@@ -29,13 +29,7 @@ def grade(domain: str, examples: pd.DataFrame, completions: Sequence[str], worke
           missing_layers: MissingLayers = "refuse") -> list[bool]:
     """Whether each completion answers its example correctly; `examples` has the `answer` and `tests` columns."""
     module = domain_module(domain)
-    predicted = [module.extract_answer(text) for text in completions]
-    if domain == "code":
-        from acqsynth.verify.code import grade_solutions
-
-        return grade_solutions(predicted, list(examples["tests"]), workers=workers, missing_layers=missing_layers)
-    return [p is not None and module.answers_match(p, expected)
-            for p, expected in zip(predicted, examples["answer"], strict=True)]
+    return module.grade([module.extract_answer(text) for text in completions], examples, workers, missing_layers)
 
 
 def accuracy(student: LoadedModel, examples: pd.DataFrame, domain: str, max_new_tokens: int, batch_size: int,

@@ -40,12 +40,24 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
+def _walk(node: ast.AST) -> Iterable[ast.AST]:
+    """ast.walk, without the bodies of `if TYPE_CHECKING:`, which never run."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        if isinstance(current, ast.If) and ast.unparse(current.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            pending.extend(current.orelse)
+            continue
+        pending.extend(ast.iter_child_nodes(current))
+
+
 def _imported(nodes: Iterable[ast.AST], importer: str) -> set[str]:
     """The modules the import statements among nodes (and beneath them) name: for `from a import b`, `a` and,
     where `a.b` is a module, `a.b`. Relative imports are resolved against importer."""
     found: set[str] = set()
     for node in nodes:
-        for child in ast.walk(node):
+        for child in _walk(node):
             if isinstance(child, ast.Import):
                 found.update(alias.name for alias in child.names)
             elif isinstance(child, ast.ImportFrom):

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from acqsynth import artifacts, imports
-from acqsynth.config import DOMAIN_NAMES, PROCEDURAL, REWARD_NAMES, TINY, Layout, PipelineConfig
-from acqsynth.domains import domain_module
+from acqsynth.config import PROCEDURAL, REWARD_NAMES, TINY, Layout, PipelineConfig
+from acqsynth.domains import DOMAIN_NAMES, domain_module
 from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
 from acqsynth.domains.sample import student_completion
 from acqsynth.domains.sample import student_prompt, unique_questions

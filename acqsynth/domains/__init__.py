@@ -1,16 +1,21 @@
-"""The three verifiable domains: math, mcq (medical multiple choice) and code. Each module exposes the same names:
-NAME, GENERATOR_INSTRUCTION, procedural_examples, load_examples, extract_answer, answers_match and difficulty
-(what a generated sample should share with its seed: math steps, the medical skill, the code family)."""
+"""The verifiable domains: math, mcq (medical multiple choice) and code. Each is one module with the same interface:
+NAME, GENERATOR_INSTRUCTION, procedural_examples, load_examples, extract_answer, answers_match, difficulty (what a
+generated sample should share with its seed: math steps, the medical skill, the code family), verify (the
+verifier of generated samples) and grade (whether the student's answers are right). Adding a domain is adding its
+module and naming it in DOMAINS."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
+from acqsynth.domains import code, math, mcq
+
+DOMAINS = (math, mcq, code)
+DOMAIN_NAMES = tuple(module.NAME for module in DOMAINS)
+
 
 def domain_module(name: str) -> ModuleType:
-    from acqsynth.domains import code, math, mcq
-
-    modules = {"math": math, "mcq": mcq, "code": code}
-    if name not in modules:
-        raise ValueError(f"domain: expected one of {sorted(modules)}, got {name!r}")
-    return modules[name]
+    for module in DOMAINS:
+        if module.NAME == name:
+            return module
+    raise ValueError(f"domain: expected one of {list(DOMAIN_NAMES)}, got {name!r}")

@@ -14,9 +14,17 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from acqsynth.domains.records import jsonl_rows, looks_like_hub_id
 from acqsynth.domains.sample import Example, answer_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from acqsynth.domains.sample import Verdict
+    from acqsynth.verify.samples import VerifyRules
+    from acqsynth.verify.sandbox import MissingLayers
 
 NAME = "code"
 GENERATOR_INSTRUCTION = "Write a new small Python function task with tests like this example."
@@ -446,3 +454,21 @@ def load_examples(source: str, split: str = "train", limit: int | None = None) -
         examples.append(_code_record(row, where, split, index))
     return examples
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verification and grading (the domain interface; see acqsynth.domains)
+
+
+def verify(questions: list[str], reasonings: list[str], answers: list[str], rules: VerifyRules) -> list[Verdict]:
+    from acqsynth.verify.code import verify_batch
+
+    return verify_batch(questions, reasonings, answers, workers=rules.workers, max_mutants=rules.max_mutants,
+                        missing_layers=rules.missing_layers)
+
+
+def grade(predicted: list[str | None], examples: pd.DataFrame, workers: int = 1,
+          missing_layers: MissingLayers = "refuse") -> list[bool]:
+    """Whether each predicted solution passes its example's tests, in the sandbox."""
+    from acqsynth.verify.code import grade_solutions
+
+    return grade_solutions(predicted, list(examples["tests"]), workers=workers, missing_layers=missing_layers)

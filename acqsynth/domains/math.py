@@ -14,12 +14,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 
 from acqsynth.domains.records import jsonl_rows, looks_like_hub_id
-from acqsynth.domains.sample import Example, answer_text, unique_questions
+from acqsynth.domains.sample import Example, answer_text, graded_by_answer, unique_questions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from acqsynth.domains.sample import Verdict
+    from acqsynth.verify.samples import VerifyRules
+    from acqsynth.verify.sandbox import MissingLayers
 
 _log = logging.getLogger(__name__)
 
@@ -1097,3 +1104,19 @@ def procedural_examples(n: int, seed: int, difficulty: MathDifficulty | None = N
                 "widen the difficulty"
             )
         draws = min(2 * draws, _MAX_DRAWS_PER_EXAMPLE * n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verification and grading (the domain interface; see acqsynth.domains)
+
+
+def verify(questions: list[str], reasonings: list[str], answers: list[str], rules: VerifyRules) -> list[Verdict]:
+    from acqsynth.verify.math import verify_batch
+
+    return verify_batch(questions, reasonings, answers, rules.math)
+
+
+def grade(predicted: list[str | None], examples: pd.DataFrame, workers: int = 1,
+          missing_layers: MissingLayers = "refuse") -> list[bool]:
+    """Whether each predicted answer equals its example's answer in value."""
+    return graded_by_answer(answers_match, predicted, list(examples["answer"]))

@@ -24,9 +24,17 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from acqsynth.domains.records import looks_like_hub_id
-from acqsynth.domains.sample import Example, answer_text
+from acqsynth.domains.sample import Example, answer_text, graded_by_answer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from acqsynth.domains.sample import Verdict
+    from acqsynth.verify.samples import VerifyRules
+    from acqsynth.verify.sandbox import MissingLayers
 
 NAME = "mcq"
 GENERATOR_INSTRUCTION = "Write a new medical multiple-choice question like this example."
@@ -544,3 +552,19 @@ def extract_answer(completion: str) -> str | None:
 def answers_match(predicted: str, expected: str) -> bool:
     predicted_key, expected_key = parse_key(predicted), parse_key(expected)
     return predicted_key is not None and expected_key is not None and predicted_key[0] == expected_key[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verification and grading (the domain interface; see acqsynth.domains)
+
+
+def verify(questions: list[str], reasonings: list[str], answers: list[str], rules: VerifyRules) -> list[Verdict]:
+    from acqsynth.verify.mcq import verify_batch
+
+    return verify_batch(questions, reasonings, answers)
+
+
+def grade(predicted: list[str | None], examples: pd.DataFrame, workers: int = 1,
+          missing_layers: MissingLayers = "refuse") -> list[bool]:
+    """Whether each predicted key is its example's key."""
+    return graded_by_answer(answers_match, predicted, list(examples["answer"]))

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-DOMAIN_NAMES = ("math", "mcq", "code")
 TAGS = ("<question>", "</question>", "<reasoning>", "</reasoning>", "<answer>", "</answer>")
 ANSWER_MARKER = "####"
 
@@ -125,3 +125,10 @@ def answer_text(completion: str) -> str | None:
     if marker < 0:
         return None
     return completion[marker + len(ANSWER_MARKER):].strip()
+
+
+def graded_by_answer(answers_match: Callable[[str, str], bool], predicted: Sequence[str | None],
+                     expected: Sequence[str]) -> list[bool]:
+    """Whether each predicted answer (None: none found) matches its expected one, by the domain's answers_match."""
+    return [answer is not None and answers_match(answer, truth) for answer, truth in zip(predicted, expected,
+                                                                                        strict=True)]

@@ -49,22 +49,9 @@ class SampleCheck:
 def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
                  rules: VerifyRules | None = None) -> list[Verdict]:
     """The domain's verifier over a batch, under `rules` (default: `VerifyRules()`)."""
-    rules = rules or VerifyRules()
-    questions, reasonings, answers = list(questions), list(reasonings), list(answers)
-    if domain == "math":
-        from acqsynth.verify.math import verify_batch as verify_math
+    from acqsynth.domains import domain_module
 
-        return verify_math(questions, reasonings, answers, rules.math)
-    if domain == "mcq":
-        from acqsynth.verify.mcq import verify_batch as verify_mcq
-
-        return verify_mcq(questions, reasonings, answers)
-    if domain == "code":
-        from acqsynth.verify.code import verify_batch as verify_code
-
-        return verify_code(questions, reasonings, answers, workers=rules.workers, max_mutants=rules.max_mutants,
-                           missing_layers=rules.missing_layers)
-    raise ValueError(f"domain: expected math, mcq or code, got {domain!r}")
+    return domain_module(domain).verify(list(questions), list(reasonings), list(answers), rules or VerifyRules())
 
 
 def check_samples(texts: Sequence[str], domain: str, rules: VerifyRules | None = None) -> list[SampleCheck]:
