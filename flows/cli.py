@@ -241,6 +241,29 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGE_NAMES))],
         stage_flow(name=name, params_path=str(params), root=".")
 
 
+@app.command()
+def export(out: Annotated[Path | None, typer.Option(help="the dataset directory (default: "
+                                                      "exports/<domain>-seed<seed>)")] = None,
+           repo_id: Annotated[str | None, typer.Option(help="also push it to this Hub dataset repo (org/name; "
+                                                            "needs a token)")] = None,
+           params: ParamsOption = Path("params.yaml")) -> None:
+    """Write the run's data as a Hugging Face dataset with a dataset card: `datasets.load_dataset(<dir>, "selected")`
+    opens the fine-tuning set; the card's YAML says how it was made."""
+    from acqsynth.export import push_to_hub, write_dataset
+
+    try:
+        config = load_config(params)
+    except ConfigError as error:
+        _fail(error)
+    out = out or Path("exports") / f"{config.domain}-seed{config.seed}"
+    with _locked(shared=True), _reported():
+        written = write_dataset(config, Layout(), out)
+    typer.echo(f"wrote {out}: {', '.join(written)}")
+    if repo_id is not None:
+        with _reported():
+            typer.echo(f"pushed to {push_to_hub(out, repo_id)}")
+
+
 @app.command("dvc-yaml")
 def dvc_yaml(check: Annotated[bool, typer.Option(help="only say whether dvc.yaml is up to date (exit 1 if not)")]
              = False, path: Annotated[Path, typer.Option(help="where to write")] = Path("dvc.yaml")) -> None:

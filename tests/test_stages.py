@@ -311,3 +311,25 @@ def test_lora_finetune_merges_into_a_plain_checkpoint(smoke_workspace, tmp_path)
     changed = [name for name, weight in tuned.model.state_dict().items()
                if not (weight == base.model.state_dict()[name]).all()]
     assert changed and all("proj" in name for name in changed)
+
+
+def test_a_run_exports_as_a_hugging_face_dataset_with_its_card(smoke_workspace, tmp_path):
+    import yaml
+    from datasets import load_dataset
+
+    from acqsynth.export import write_dataset
+
+    config = load_config(smoke_workspace / "params.yaml")
+    layout = Layout(smoke_workspace)
+    out = tmp_path / "dataset"
+    written = write_dataset(config, layout, out)
+    assert written[0] == "selected" and "scored" in written and "rejected" in written
+    selected = load_dataset(str(out), "selected", split="train")
+    frame = artifacts.read_table(layout.selected)
+    assert selected.num_rows == len(frame) and selected["prompt"] == list(frame["prompt"])
+    assert load_dataset(str(out), split="train").num_rows == len(frame)  # selected is the default config
+    metadata = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])["acqsynth"]
+    assert metadata["generator"]["content_hash"] == artifacts.content_hash(layout.policy)
+    assert metadata["verification"]["verified_rate"] == artifacts.read_json(layout.stage_metrics("verify"))[
+        "verified_rate"]
+    assert metadata["reward"] == config.policy_update.reward.model_dump(mode="json")
