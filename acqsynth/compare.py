@@ -255,6 +255,10 @@ def cached_result(root: Path, config: PipelineConfig, arm: Arm, seed: int) -> di
         return None
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
+        if "result_hash" not in result:
+            logger.warning("%s: written without a content hash (by an older acqsynth); running %s seed %d again",
+                           path, arm.name, seed)
+            return None
         intact = result.pop("result_hash") == _result_hash(result) and result["outputs"] == _result_outputs(workspace)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         intact = False
