@@ -16,20 +16,22 @@ def _pct(value: float | None) -> str:
 
 
 def plot_reward_curve(curve: pd.DataFrame, path: Path) -> None:
+    """GRPO per step: the mean reward above and the verified rate below, each on its own axis and scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, reward_axis = plt.subplots(figsize=(7, 4))
-    reward_axis.plot(curve["step"], curve["mean_reward"], marker="o", label="mean reward")
-    reward_axis.set_xlabel("GRPO step")
-    reward_axis.set_ylabel("reward")
-    rate_axis = reward_axis.twinx()
-    rate_axis.plot(curve["step"], curve["verified_rate"], color="tab:green", linestyle="--", label="verified rate")
-    rate_axis.set_ylabel("verified rate")
-    rate_axis.set_ylim(0, 1)
-    figure.legend(loc="upper left")
+    figure, (reward_axis, rate_axis) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    reward_axis.plot(curve["step"], curve["mean_reward"], marker="o" if len(curve) < 30 else None)
+    reward_axis.set_ylabel("mean reward")
+    reward_axis.set_title("GRPO: mean reward and verified rate of the rollouts per step", fontsize=10)
+    rate_axis.plot(curve["step"], 100 * curve["verified_rate"], color="tab:green")
+    rate_axis.set_ylabel("verified rollouts %")
+    rate_axis.set_ylim(0, 100)
+    rate_axis.set_xlabel("GRPO step")
+    for axis in (reward_axis, rate_axis):
+        axis.grid(alpha=0.3)
     save_figure(figure, path)
 
 
