@@ -17,16 +17,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
+import importlib
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from great_expectations.core.batch_definition import BatchDefinition
-from great_expectations.data_context import AbstractDataContext
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.expectations.row_conditions import Column, deserialize_row_condition
 
 from acqsynth.artifacts import write_json
+
+if TYPE_CHECKING:
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.data_context import AbstractDataContext
+
+
+class _Imported:
+    """A module imported on first use. Great Expectations takes seconds to import, and commands that validate no
+    table (`acqsynth --help`, `check`, listing the stages) should not wait for it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+def _where(column: str, value: bool) -> Any:
+    """A row condition (`column == value`): the checks it is given to look at those rows only."""
+    return _conditions.Column(column) == value
+
+
+gx = _Imported("great_expectations")
+gxe = _Imported("great_expectations.expectations")
+_conditions = _Imported("great_expectations.expectations.row_conditions")
 
 # Type names as GX's pandas backend resolves them. For a typed column GX compares the column dtype
 # (np.dtype("int") is int64, "Int64Dtype" is pandas' nullable int); for an object column it checks each
@@ -91,7 +113,7 @@ def _generated_rows() -> list[gxe.Expectation]:
         checks += _column(field, STR_TYPES, nullable=True)
         # A Condition object (string row conditions are deprecated since GX 1.9) keeps the conditional
         # check in the same suite and report; GX's pandas backend filters rows with it before checking.
-        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=Column("parsed") == True))  # noqa: E712
+        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=_where("parsed", True)))
     return checks
 
 
@@ -101,13 +123,13 @@ def _verified_rows() -> list[gxe.Expectation]:
         *_generated_rows(),
         *_column("verified", BOOL_TYPES),
         *_column("reason", STR_TYPES),
-        gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=Column("verified") == True),  # noqa: E712
+        gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=_where("verified", True)),
         gxe.ExpectColumnValueLengthsToBeBetween(
-            column="reason", min_value=1, row_condition=Column("verified") == False  # noqa: E712
+            column="reason", min_value=1, row_condition=_where("verified", False)
         ),
     ]
     for field in _SAMPLE_FIELDS:
-        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=Column("verified") == True))  # noqa: E712
+        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=_where("verified", True)))
     return checks
 
 
@@ -217,7 +239,8 @@ def _batch_definition() -> tuple[AbstractDataContext, BatchDefinition]:
     # One ephemeral context and one dataframe asset per process; each run passes its frame as a
     # batch parameter, so only the suite differs between validations.
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.variables.progress_bars = _Imported("great_expectations.data_context.types.base").ProgressBarsConfig(
+        globally=False)
     asset = context.data_sources.add_pandas("frames").add_dataframe_asset("frame")
     return context, asset.add_batch_definition_whole_dataframe("whole")
 
@@ -276,7 +299,7 @@ def _describe(result: Any) -> str:
     kwargs.pop("batch_id", None)
     condition = kwargs.pop("row_condition", None)
     args = ", ".join(f"{k.removesuffix('_value')}={_plain(v)!r}" for k, v in kwargs.items())
-    where = f" where {deserialize_row_condition(condition)!r}" if condition else ""
+    where = f" where {_conditions.deserialize_row_condition(condition)!r}" if condition else ""
     head = f"{column}: {config.type}({args}){where}"
 
     error = _exception_message(result.exception_info)
