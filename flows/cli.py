@@ -95,6 +95,14 @@ def _reported() -> Iterator[None]:
         raise typer.Exit(code=1) from None
 
 
+def _in_a_project(params: Path) -> None:
+    """A workspace is a directory holding params.yaml or dvc.yaml (the checkout has both): a run started anywhere
+    else would scatter data/ and models/ into it."""
+    if not params.exists() and not Path("dvc.yaml").exists():
+        _fail(ConfigError(f"{Path.cwd()}: not an acqsynth workspace (no {params} or dvc.yaml here). Run it in the "
+                          "checkout, or write the parameters here first: acqsynth init [--profile tiny]"))
+
+
 @contextmanager
 def _locked(shared: bool = False) -> Iterator[None]:
     try:
@@ -174,6 +182,7 @@ def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({s
 @app.command()
 def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"), force: ForceOption = False) -> None:
     """Run the whole pipeline as one Prefect flow run; `dvc status` is clean afterwards."""
+    _in_a_project(params)
     with _locked():
         try:
             _select_profile(params, profile, force)
@@ -201,6 +210,7 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
             report_only: Annotated[bool, typer.Option(help="run nothing; report the computed runs")] = False) -> None:
     """Compare the method with every baseline (several seeds each), cross-model transfer and a size curve; writes
     reports/compare/<domain>/report.md. Runs already computed are reused."""
+    _in_a_project(params)
     with _locked(shared=(skip_shared or report_only) and profile is None):
         from acqsynth.compare import arms
 

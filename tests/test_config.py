@@ -170,3 +170,15 @@ def test_a_profile_replaces_only_a_params_file_of_shipped_values_unless_forced(t
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(params.stat().st_mode) == 0o666 & ~umask  # as an editor would write it, not 0600
+
+
+def test_run_refuses_a_directory_that_is_not_a_workspace(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    for command in (["run"], ["run", "--profile", "smoke"], ["compare"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "not an acqsynth workspace" in result.output, command
+    assert list(tmp_path.iterdir()) == []  # nothing written
