@@ -39,7 +39,8 @@ Always:
   They cannot be switched off from Python: the hook uses only the interpreter's C functions and immutable values,
   bound before the program's first line (rebinding os.path.realpath or builtins changes nothing in it), and no
   frame refers to it; tracing and profiling (which can rewrite a running frame's variables), listing the
-  interpreter's objects through gc and replacing a function's code are blocked. A program that corrupts the
+  interpreter's objects through gc are blocked (the hook's code cannot be replaced: no program reaches the
+  function). A program that corrupts the
   interpreter's memory (crafted bytecode; too common in legitimate code to forbid) gets past them, and then only
   the kernel layers remain.
 

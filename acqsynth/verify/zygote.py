@@ -116,7 +116,7 @@ def _audit_guard(workdir: str, readable_roots: tuple[str, ...], violations_fd: i
     module attributes or builtins (os.path.realpath, os.lstat, isinstance) changes nothing in it, and what a
     program may see of it (its frame's locals, from a traceback or a callback) holds nothing to rewrite; the
     function itself is referenced by no frame. Tracing and profiling (which can rewrite a frame's variables),
-    listing the interpreter's objects (which would find the hook) and replacing a function's code are blocked.
+    and listing the interpreter's objects (which would find the hook) are blocked.
     """
     import os
 
@@ -163,7 +163,7 @@ def _audit_guard(workdir: str, readable_roots: tuple[str, ...], violations_fd: i
             denied = "signalling other processes blocked"
         elif event in native_events or (event == "ctypes.dlopen" and args[0] is not None):
             denied = "native code via ctypes blocked"
-        elif event in internals_events or (event == "object.__setattr__" and args[1] == "__code__"):
+        elif event in internals_events:
             denied = f"changing the interpreter's internals blocked: {event}"
         elif event == "open":
             first, mode, flags = args
