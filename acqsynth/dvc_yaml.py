@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from acqsynth import compare, imports
+from acqsynth import imports
+from acqsynth.comparison import report as comparison_report
 from acqsynth.stages import PIPELINE, Stage
 
 HEADER = """\
@@ -58,12 +59,12 @@ def _plots() -> list[str]:
     lines.append("  # `acqsynth compare` (not a stage: it runs the stages above once per arm and seed, under "
                  "experiments/)")
     for domain in COMPARED_DOMAINS:
-        out = compare.report_dir(Path(), domain)
+        out = comparison_report.report_dir(Path(), domain)
         lines += [f"  - Comparison ({domain}), in-domain accuracy per arm:", "      template: bar_horizontal",
-                  "      x: accuracy", "      y:", f"        {out / compare.ARMS_TABLE}: arm",
+                  "      x: accuracy", "      y:", f"        {out / comparison_report.ARMS_TABLE}: arm",
                   "      x_label: in-domain accuracy", "      y_label: arm"]
-        lines += [f"  - {out / name}" for name in (compare.ACCURACY_PLOT, compare.REWARDS_PLOT,
-                                                      compare.DIAGNOSTICS_PLOT)]
+        lines += [f"  - {out / name}" for name in (comparison_report.ACCURACY_PLOT, comparison_report.REWARDS_PLOT,
+                                                      comparison_report.DIAGNOSTICS_PLOT)]
     return lines
 
 

@@ -2,8 +2,8 @@
 the Prefect tasks' cache keys hash, so that editing any module a stage imports reruns it.
 
 Static, from the source (nothing is imported): a stage's function in `acqsynth/stages.py`, the functions of that
-module it calls (by name, transitively), the imports inside them and the module's own top-level imports; then, for
-each project module reached, every import it makes anywhere (top level or inside a function: heavy imports are
+module it calls (by name, transitively), the imports inside them and the top-level imports whose names they use;
+then, for each project module reached, every import it makes anywhere (top level or inside a function: heavy imports are
 deferred into functions, and they run all the same), transitively. Importing a module runs its packages'
 `__init__.py`, so those count too.
 """
@@ -90,9 +90,33 @@ def module_closure(modules: Iterable[str]) -> set[Path]:
     return files
 
 
+def _bound(alias: ast.alias) -> str:
+    """The name an import binds: `import a.b` binds `a`, `from m import x as y` binds `y`."""
+    return alias.asname or alias.name.split(".")[0]
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}
+
+
+def _local(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The names a function binds itself, by its arguments or its own imports, which shadow the module's: a
+    `from ..backend import generate` inside `build_models` is not the module's function `generate`."""
+    arguments = function.args
+    bound = {arg.arg for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                                 *filter(None, (arguments.vararg, arguments.kwarg))]}
+    return bound | {_bound(alias) for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))
+                    for alias in node.names}
+
+
 def function_closure(path: Path, name: str) -> set[Path]:
-    """The files that running the top-level function `name` of the module at path may execute: that module, its
-    top-level imports, and the imports inside `name` and the module's functions it calls, each with its closure."""
+    """The files that running the top-level function `name` of the module at path may execute: that module, the
+    imports inside `name` and the module's functions it calls, and those of the module's top-level imports whose
+    names they, or the module's own top-level statements, use; each with its closure.
+
+    A top-level import whose names the stage never uses is left out: importing it runs only its definitions, which
+    cannot change what the stage computes (the project's modules define at import and act when called). This is
+    what lets a stage depend on the quality suites it checks and on no other."""
     tree = _tree(path)
     functions = {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if name not in functions:
@@ -103,11 +127,19 @@ def function_closure(path: Path, name: str) -> set[Path]:
         if current in reached:
             continue
         reached.add(current)
-        pending.extend(node.id for node in ast.walk(functions[current])
-                       if isinstance(node, ast.Name) and node.id in functions)
-    module = _module_name(path)
+        pending.extend(name for name in _names(functions[current]) - _local(functions[current]) if name in functions)
     top_level = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    imported = _imported([*top_level, *(functions[function] for function in reached)], module)
+    statements = [node for node in tree.body if node not in top_level and node not in functions.values()]
+    used = set().union(*(_names(node) for node in statements),
+                       *(_names(functions[function]) - _local(functions[function]) for function in reached))
+    kept = []
+    for node in top_level:
+        names = [alias for alias in node.names if _bound(alias) in used]
+        if names:
+            kept.append(ast.Import(names=names) if isinstance(node, ast.Import)
+                        else ast.ImportFrom(module=node.module, names=names, level=node.level))
+    module = _module_name(path)
+    imported = _imported([*kept, *(functions[function] for function in reached)], module)
     return {path} | module_closure(imported)
 
 

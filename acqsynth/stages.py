@@ -3,7 +3,7 @@ staging path, validate it with its quality gate, and only then promote it over t
 
 prepare -> build_models -> seed_centroids -> policy_update -> generate -> verify -> acquisition_score -> select
 -> finetune -> evaluate -> report
-Each returns the metrics it wrote (also saved as metrics/<stage>.json).
+Each returns its metrics; `Stage.run`, the one executor, times the stage and saves them as metrics/<stage>.json.
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ from acqsynth.domains.sample import Example, Verdict, format_sample, generator_p
 from acqsynth.domains.sample import student_completion
 from acqsynth.domains.sample import student_prompt, unique_questions
 from acqsynth.quality import gates
+from acqsynth.quality.suites.examples import EXAMPLE_COLUMNS, examples_expectations
+from acqsynth.quality.suites.generated import generated_expectations
+from acqsynth.quality.suites.metrics import metrics_expectations
+from acqsynth.quality.suites.rollouts import rollouts_expectations
+from acqsynth.quality.suites.scored import scored_expectations
+from acqsynth.quality.suites.selected import selected_expectations
+from acqsynth.quality.suites.verified import kept_expectations, verified_expectations
 from acqsynth.resume import ShardMapper, ShardStore, checkpoint_dir, fingerprint, run_in_shards
 
-EXAMPLE_COLUMNS = ["id", "domain", "skill", "question", "reasoning", "answer", "tests", "source"]
 VERIFY_SHARD_SIZE = 256
 SPLITS = ("seed", "eval", "pool", "pretrain", "test")
 # The fine-tuning set: the sample, the exact prompt and completion the student is trained on, its selection score,
@@ -73,6 +79,15 @@ class Stage:
     def name(self) -> str:
         return self.function.__name__
 
+    def run(self, config: PipelineConfig, layout: Layout, **extra: Any) -> dict[str, Any]:
+        """Run the stage: its function (which stages, gates and promotes what it writes) and then, timed, its
+        metrics (metrics/<stage>.json). Every entry point runs a stage through this, by its Prefect task."""
+        started = time.perf_counter()
+        metrics = self.function(config, layout, **extra)
+        metrics = {**metrics, "seconds": round(time.perf_counter() - started, 2)}
+        artifacts.write_json(layout.stage_metrics(self.name), metrics)
+        return metrics
+
     @property
     def metrics(self) -> Path:
         return _AT.stage_metrics(self.name)
@@ -109,12 +124,6 @@ def _write_gated_table(frame: pd.DataFrame, expectations: list, name: str, path:
     artifacts.write_table(path, frame)
 
 
-def _write_metrics(layout: Layout, stage: str, metrics: dict[str, Any], started: float) -> dict[str, Any]:
-    metrics = {**metrics, "seconds": round(time.perf_counter() - started, 2)}
-    artifacts.write_json(layout.stage_metrics(stage), metrics)
-    return metrics
-
-
 # (path, content hash) of the splits checked in this process: a stage reads the same split several times.
 _checked_splits: set[tuple[Path, str]] = set()
 
@@ -125,7 +134,7 @@ def _split(layout: Layout, name: str, domain: str | None = None) -> pd.DataFrame
     frame = artifacts.read_table(path, EXAMPLE_COLUMNS, exact=True)
     key = (path, artifacts.content_hash(path))
     if key not in _checked_splits:
-        _gate(frame, gates.examples_expectations(), f"read_{name}", path, layout)
+        _gate(frame, examples_expectations(), f"read_{name}", path, layout)
         _checked_splits.add(key)
     return frame if domain is None else frame[frame["domain"] == domain].reset_index(drop=True)
 
@@ -235,18 +244,17 @@ def _test_examples(config: PipelineConfig, domain: str, taken: set[str]) -> list
 def prepare(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     """Seed, eval, pool, pretrain and test splits of all three domains (disjoint questions within each domain). The
     student is pre-trained on all three, so whichever domain is the target, the other two measure forgetting."""
-    started = time.perf_counter()
     per_domain = {domain: _domain_splits(config, domain) for domain in DOMAIN_NAMES}
     splits = {name: pd.concat([per_domain[d][name] for d in DOMAIN_NAMES], ignore_index=True) for name in SPLITS}
     for name, frame in splits.items():
         rows = sum(config.prepare.n_test.values()) if name == "test" else None
-        _gate(frame, gates.examples_expectations(rows), f"prepare_{name}", layout.split(name), layout)
+        _gate(frame, examples_expectations(rows), f"prepare_{name}", layout.split(name), layout)
     with _staged(layout.prepared) as staged:
         for name, frame in splits.items():
             artifacts.write_table(staged / f"{name}.parquet", frame)
     metrics = {f"n_{name}": {domain: int((frame["domain"] == domain).sum()) for domain in DOMAIN_NAMES}
                for name, frame in splits.items()}
-    return _write_metrics(layout, "prepare", metrics, started)
+    return metrics
 
 
 PREPARE = Stage(prepare, reads=(), writes=(_AT.prepared,), params=("data_seed", "prepare"))
@@ -305,7 +313,6 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.models.loading import load_model
     from acqsynth.verify.samples import check_samples, verify_rules
 
-    started = time.perf_counter()
     cfg = config.build_models
     _seed_everything(config.data_seed)
     pretrain = _split(layout, "pretrain")
@@ -351,9 +358,9 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                             f"base student {domain} accuracy", config.verify.workers,
                             config.verify.sandbox_missing_layers)
             metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
-        _gate(pd.DataFrame([metrics]), gates.metrics_expectations(metrics), "build_models_metrics",
+        _gate(pd.DataFrame([metrics]), metrics_expectations(metrics), "build_models_metrics",
               layout.stage_metrics("build_models"), layout)
-    return _write_metrics(layout, "build_models", metrics, started)
+    return metrics
 
 
 BUILD_MODELS = Stage(build_models, reads=(_AT.prepared,), writes=(_AT.base_models,),
@@ -375,7 +382,6 @@ def seed_centroids(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.acquisition.proximity import proximity_rewards, save_centroids
     from acqsynth.acquisition.proximity import seed_centroids as kmeans_centroids
 
-    started = time.perf_counter()
     cfg = config.acquisition_score
     seeds = _split(layout, "seed", config.domain)
     embeddings = embedder(cfg.embedder, _embedding_student(config, layout)).embed(list(seeds["question"]))
@@ -384,7 +390,7 @@ def seed_centroids(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     metrics = {"domain": config.domain, "n_seeds": len(seeds), "n_centroids": int(len(centroids)),
                "embedder": cfg.embedder,
                "mean_seed_proximity": float(proximity_rewards(embeddings, centroids).mean())}
-    return _write_metrics(layout, "seed_centroids", metrics, started)
+    return metrics
 
 
 SEED_CENTROIDS = Stage(seed_centroids, reads=(_AT.split("seed"), _AT.base_models), writes=(_AT.centroids,),
@@ -415,7 +421,6 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                                  train_generator)
     from acqsynth.verify.samples import verify_rules
 
-    started = time.perf_counter()
     cfg = config.policy_update
     _seed_everything(config.seed)
     seeds = _split(layout, "seed", config.domain)
@@ -432,7 +437,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
                                                      config.seed, verify_rules(config), config.calculator, reference)
             low, high = reward_bounds(cfg.reward, config.acquisition_score)
-            _write_gated_table(rollouts, gates.rollouts_expectations(low, high), "policy_update_rollouts",
+            _write_gated_table(rollouts, rollouts_expectations(low, high), "policy_update_rollouts",
                                layout.rollouts, layout)
         else:  # the untrained generator: the "original" baseline
             shutil.copytree(layout.base_generator, staged_model)
@@ -451,7 +456,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "verified_rate": float(rollouts["verified"].mean()) if trained else None,
         "informative_group_rate": float(curve["informative_group_rate"].mean()) if trained else None,
     }
-    return _write_metrics(layout, "policy_update", metrics, started)
+    return metrics
 
 
 POLICY_UPDATE = Stage(
@@ -469,7 +474,6 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
     exactly the rows of an uninterrupted one."""
     from acqsynth.generation import load_generator
 
-    started = time.perf_counter()
     cfg = config.generate
     seeds = _split(layout, "seed", config.domain)
     generator = load_generator(cfg.backend, layout.policy, cfg.batch_size, seed=config.seed,
@@ -493,10 +497,9 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
         return pd.DataFrame(rows)
 
     frame = run_in_shards(store, cfg.n_samples, cfg.batch_size, generate_shard, "generate", map_shards=map_shards)
-    _write_gated_table(frame, gates.generated_expectations(cfg.min_parse_rate), "generate", layout.generated, layout)
+    _write_gated_table(frame, generated_expectations(cfg.min_parse_rate), "generate", layout.generated, layout)
     store.clear()
-    return _write_metrics(layout, "generate", {"n_samples": len(frame), "parse_rate": float(frame["parsed"].mean())},
-                          started)
+    return {"n_samples": len(frame), "parse_rate": float(frame["parsed"].mean())}
 
 
 GENERATE = Stage(generate, reads=(_AT.policy, _AT.prepared), writes=(_AT.generated,),
@@ -560,7 +563,8 @@ def _copy_reasons(config: PipelineConfig, layout: Layout, questions: list[str | 
 def _audit(config: PipelineConfig, layout: Layout, checked: pd.DataFrame) -> dict[str, Any]:
     """What the kept data is: its difficulty mix, how often a sample's difficulty matches its seed's, and for
     procedural math the share of kept answers the reference solver confirms (the gate requires all)."""
-    from acqsynth.domains.math import answers_match, solve_word_problem
+    from acqsynth.domains.math.answers import answers_match
+    from acqsynth.domains.math.problems import solve_word_problem
 
     kept = checked[checked["verified"]]
     seeds = _split(layout, "seed", config.domain).set_index("id")
@@ -593,12 +597,11 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     from acqsynth.verify.copies import normalise_question
     from acqsynth.verify.samples import check_samples, verify_rules
 
-    started = time.perf_counter()
     cfg = config.verify
     generated = artifacts.read_table(layout.generated, ["id", "domain", "seed_id", "completion"])
     if generated.empty:
         raise artifacts.ArtifactError(f"{layout.generated}: no generated samples; expected at least one row")
-    _gate(generated, gates.generated_expectations(config.generate.min_parse_rate), "verify_reads_generated",
+    _gate(generated, generated_expectations(config.generate.min_parse_rate), "verify_reads_generated",
           layout.generated, layout)
     domains = set(generated["domain"])
     if domains != {config.domain}:
@@ -644,7 +647,7 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
                         "seconds": round(time.perf_counter() - vote_started, 2)}
     kept = checked[checked["verified"]].reset_index(drop=True)
     rejected = checked[~checked["verified"]].reset_index(drop=True)
-    _gate(checked, gates.verified_expectations(cfg.min_verified_rate), "verify", layout.verified, layout)
+    _gate(checked, verified_expectations(cfg.min_verified_rate), "verify", layout.verified, layout)
     artifacts.write_table(layout.verified, kept)
     artifacts.write_table(layout.rejected, rejected)
     store.clear()
@@ -659,7 +662,7 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
                "rejected_by_check": dict(by_check.most_common()),
                "rejected_by_reason": dict(reason_kinds.most_common(30)),
                "answer_model": answer_model, **_audit(config, layout, checked)}
-    return _write_metrics(layout, "verify", metrics, started)
+    return metrics
 
 
 VERIFY = Stage(verify, reads=(_AT.generated, _AT.prepared, _AT.base_models), writes=(_AT.verified, _AT.rejected),
@@ -679,11 +682,10 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
     from acqsynth.acquisition.scoring import reward_ranges
     from acqsynth.config import REWARD_NAMES
 
-    started = time.perf_counter()
     cfg = config.acquisition_score
     reward = config.policy_update.reward
     verified = artifacts.read_table(layout.verified, ["id", "question", "reasoning", "answer"])
-    _gate(verified, gates.kept_expectations(), "acquisition_score_reads_verified", layout.verified, layout)
+    _gate(verified, kept_expectations(), "acquisition_score_reads_verified", layout.verified, layout)
     seeds = _split(layout, "seed", config.domain)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), _seeds_fingerprint(config, layout),
@@ -716,12 +718,12 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
     raw = {name: columns[name].to_numpy(dtype=np.float64) for name in REWARD_NAMES}
     combined = combine(raw, reward.weights, reward.normalisation) if len(verified) else np.zeros(0)
     scored = verified.assign(**raw, acquisition_score=combined)
-    _write_gated_table(scored, gates.scored_expectations(reward_ranges(cfg)), "acquisition_score", layout.scored,
+    _write_gated_table(scored, scored_expectations(reward_ranges(cfg)), "acquisition_score", layout.scored,
                        layout)
     store.clear()
     metrics = {"n_scored": len(scored),
                **{f"mean_{name}": float(raw[name].mean()) if len(scored) else None for name in REWARD_NAMES}}
-    return _write_metrics(layout, "acquisition_score", metrics, started)
+    return metrics
 
 
 ACQUISITION_SCORE = Stage(acquisition_score, reads=(_AT.verified, _AT.base_models, _AT.prepared, _AT.centroids),
@@ -752,14 +754,13 @@ def _pool_scores(config: PipelineConfig, layout: Layout, pool: pd.DataFrame) -> 
 def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     """The fine-tuning set: verified synthetic samples (all, or the top `budget` by acquisition score: best-of-N
     rejection sampling), the seed set, or the real pool (a random or an acquisition-filtered `budget`)."""
-    started = time.perf_counter()
     cfg = config.select
     if cfg.source == "synthetic":
         from acqsynth.acquisition.scoring import reward_ranges
 
         # Checked again as it is read: a table changed since its gate must not reach the training set.
         frame = artifacts.read_table(layout.scored, ["id", "question", "reasoning", "answer", "acquisition_score"])
-        _gate(frame, gates.scored_expectations(reward_ranges(config.acquisition_score)), "select_reads_scored",
+        _gate(frame, scored_expectations(reward_ranges(config.acquisition_score)), "select_reads_scored",
               layout.scored, layout)
         scores = frame["acquisition_score"].to_numpy(dtype=np.float64)
     else:
@@ -784,10 +785,10 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         **{column: None if column in ("seed_id", "generator") else np.nan
            for column in PROVENANCE_COLUMNS if column not in chosen})
     chosen = chosen[SELECTED_COLUMNS + PROVENANCE_COLUMNS].reset_index(drop=True)
-    _write_gated_table(chosen, gates.selected_expectations(REWARD_NAMES), "select", layout.selected, layout)
+    _write_gated_table(chosen, selected_expectations(REWARD_NAMES), "select", layout.selected, layout)
     metrics = {"source": cfg.source, "method": cfg.method, "n_available": len(frame), "n_selected": len(chosen),
                "mean_selection_score": float(np.nanmean(scores)) if np.isfinite(scores).any() else None}
-    return _write_metrics(layout, "select", metrics, started)
+    return metrics
 
 
 SELECT = Stage(select, reads=(_AT.scored, _AT.prepared, _AT.base_models, _AT.centroids), writes=(_AT.selected,),
@@ -799,13 +800,12 @@ SELECT = Stage(select, reads=(_AT.scored, _AT.prepared, _AT.base_models, _AT.cen
 def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.finetune import finetune_student
 
-    started = time.perf_counter()
     _seed_everything(config.seed)
     samples = artifacts.read_table(layout.selected, ["prompt", "completion"])
     if samples.empty:
         raise ValueError(f"finetune: {layout.selected} has no samples: nothing the generator wrote passed "
                          "verification (see data/rejected.parquet and metrics/verify.json)")
-    _gate(samples, gates.selected_expectations(REWARD_NAMES), "finetune_reads_selected", layout.selected, layout)
+    _gate(samples, selected_expectations(REWARD_NAMES), "finetune_reads_selected", layout.selected, layout)
     student = _load(layout.base_student, training=True)
     checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.selected),
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
@@ -817,7 +817,7 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     artifacts.atomic_write_text(layout.loss_curve, losses.to_csv(index=False))
     metrics = {"n_samples": len(samples), "steps": int(len(losses)), "resumed_from_step": resumed_from,
                "final_loss": float(losses["loss"].iloc[-1]) if len(losses) else None}
-    return _write_metrics(layout, "finetune", metrics, started)
+    return metrics
 
 
 FINETUNE = Stage(finetune, reads=(_AT.selected, _AT.base_models), writes=(_AT.finetuned_student,),
@@ -860,7 +860,6 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     two the forgetting."""
     from acqsynth.evaluate import accuracy
 
-    started = time.perf_counter()
     cfg = config.evaluate
     splits = {domain: _split(layout, cfg.split, domain) for domain in DOMAIN_NAMES}
     if empty := [domain for domain, frame in splits.items() if frame.empty]:
@@ -908,10 +907,10 @@ def evaluate(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "forgetting": {domain: summary(domain) for domain in DOMAIN_NAMES if domain != config.domain},
     }
     predictions_path = layout.predictions
-    _gate(pd.DataFrame([results]), gates.metrics_expectations(results), "evaluate", layout.stage_metrics("evaluate"),
+    _gate(pd.DataFrame([results]), metrics_expectations(results), "evaluate", layout.stage_metrics("evaluate"),
           layout)
     artifacts.write_table(predictions_path, frame)
-    return _write_metrics(layout, "evaluate", metrics, started)
+    return metrics
 
 
 EVALUATE = Stage(evaluate, reads=(_AT.base_models, _AT.finetuned_student, _AT.prepared), writes=(_AT.predictions,),
@@ -923,7 +922,6 @@ EVALUATE = Stage(evaluate, reads=(_AT.base_models, _AT.finetuned_student, _AT.pr
 def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     from acqsynth.report import write_report
 
-    started = time.perf_counter()
     stage_metrics = {stage.name: artifacts.read_json(layout.stage_metrics(stage.name)) for stage in PIPELINE[:-1]}
     curve = pd.read_csv(layout.reward_curve)
     write_report(config, stage_metrics, curve, layout.report, layout.reward_plot)
@@ -938,7 +936,7 @@ def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
            for domain, values in stage_metrics["evaluate"]["forgetting"].items()},
         "pipeline_seconds": round(sum(m["seconds"] for m in stage_metrics.values()), 1),
     }
-    return _write_metrics(layout, "report", summary, started)
+    return summary
 
 
 _BEFORE_REPORT = (PREPARE, BUILD_MODELS, SEED_CENTROIDS, POLICY_UPDATE, GENERATE, VERIFY, ACQUISITION_SCORE, SELECT,

@@ -29,7 +29,7 @@ from acqsynth.acquisition.proximity import seed_centroids
 from acqsynth.acquisition.scoring import AcquisitionScorer
 from acqsynth.acquisition.student_batch import encode_answers
 from acqsynth.config import REWARD_NAMES, AcquisitionScoreConfig, TinyModelConfig
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel, load_model
 from acqsynth.models.tiny import build_llama, train_tokenizer

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from acqsynth import compare
+from acqsynth.comparison.arms import main_arms
+from acqsynth.comparison.runs import run_config
 from acqsynth.config import Layout, load_config, resolve
 
 
@@ -62,10 +63,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     config = load_config(args.root / "params.yaml")
-    arm = next((arm for arm in compare.arms(config) if arm.name == args.arm), None)
+    arm = next((arm for arm in main_arms(config) if arm.name == args.arm), None)
     if arm is None:
-        raise SystemExit(f"--arm: expected one of {[a.name for a in compare.arms(config)]}, got {args.arm!r}")
-    params = json.dumps(compare.run_config(config, arm, seed=0).model_dump(mode="json"))
+        raise SystemExit(f"--arm: expected one of {[a.name for a in main_arms(config)]}, got {args.arm!r}")
+    params = json.dumps(run_config(config, arm, seed=0).model_dump(mode="json"))
     cores = len(os.sched_getaffinity(0))
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from acqsynth.acquisition.confidence import confidence_rewards
 from acqsynth.config import AcquisitionScoreConfig, TinyModelConfig
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import format_sample, student_completion, student_prompt
 from acqsynth.generation import TransformersGenerator
 from acqsynth.models.loading import LoadedModel, best_device

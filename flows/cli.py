@@ -164,11 +164,11 @@ def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({s
     in the local cache), without loading or downloading anything."""
     from acqsynth.models.loading import missing_model
 
-    from acqsynth.compare import arms
+    from acqsynth.comparison.arms import main_arms
 
     try:
         config = resolve({"profile": profile}, f"profile {profile!r}") if profile else load_config(params)
-        arms(config)  # the names in compare.arms
+        main_arms(config)  # the names in compare.arms
     except ConfigError as error:
         _fail(error)
     where = f"profile {profile}" if profile else str(params)
@@ -212,12 +212,12 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
     reports/compare/<domain>/report.md. Runs already computed are reused."""
     _in_a_project(params)
     with _locked(shared=(skip_shared or report_only) and profile is None):
-        from acqsynth.compare import arms
+        from acqsynth.comparison.arms import main_arms
 
         try:
             _select_profile(params, profile, force)
             config = load_config(params)
-            arms(config)  # a misspelt arm stops here, before any work
+            main_arms(config)  # a misspelt arm stops here, before any work
         except ConfigError as error:
             _fail(error)
         from flows.compare import compare as compare_flow

@@ -15,15 +15,15 @@ from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from acqsynth import compare as comparison
 from acqsynth import stages
+from acqsynth.comparison import arms, report, runs
 from acqsynth.config import Layout, PipelineConfig, load_config
 from flows.pipeline import run_stage_task
 from tasks import stages as stage_tasks
 
-# The stages that write what every arm links from the main workspace (comparison.SHARED).
+# The stages that write what every arm links from the main workspace (arms.SHARED).
 SHARED_STAGES = tuple(stage_task for stage_task, stage in zip(stage_tasks.PIPELINE, stages.PIPELINE)
-                      if {str(path) for path in stage.writes} <= set(comparison.SHARED[comparison.MAIN]))
+                      if {str(path) for path in stage.writes} <= set(arms.SHARED[arms.MAIN]))
 
 
 STAGE_TASKS = {stage_task.name: stage_task for stage_task in stage_tasks.PIPELINE}
@@ -46,9 +46,9 @@ def _start_run_process(torch_threads: int, api_url: str) -> None:
 
 
 @task(name="arm", task_run_name="{arm.name} seed {seed}", retries=1, retry_condition_fn=stage_tasks.is_transient)
-def arm_run(root: str, config: PipelineConfig, arm: comparison.Arm, seed: int) -> dict[str, Any]:
+def arm_run(root: str, config: PipelineConfig, arm: arms.Arm, seed: int) -> dict[str, Any]:
     """One arm at one seed in its own workspace; reused from its result.json while its inputs are unchanged."""
-    return comparison.run_arm(Path(root), config, arm, seed, _run_stage)
+    return runs.run_arm(Path(root), config, arm, seed, _run_stage)
 
 
 @flow(name="acqsynth-compare")
@@ -64,14 +64,14 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
     if run_shared and not report_only:
         for stage_task in SHARED_STAGES:
             run_stage_task(stage_task, config, root)
-    plan = [] if report_only else comparison.plan(root_path, config, seeds)
+    plan = [] if report_only else arms.plan(root_path, config, seeds)
     workers = config.compare.workers
     with get_client(sync_client=True) as client:
         api_url = str(client.api_url)
     results = []
     with ProcessPoolTaskRunner(max_workers=workers, initializer=_start_run_process,
                                initargs=(max(1, len(os.sched_getaffinity(0)) // workers), api_url)) as runner:
-        for wave in comparison.waves(plan):
+        for wave in arms.waves(plan):
             futures = [(arm, seed, runner.submit(arm_run, {"root": root, "config": config, "arm": arm, "seed": seed}))
                        for arm, seed in wave]
             for arm, seed, future in futures:
@@ -90,14 +90,13 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
                 log = logger.error if "failed" in result else logger.info
                 log("[%d/%d] %s seed %d: %s", len(results), len(plan), arm.name, seed, outcome)
     done = {(r["arm"], r["seed"]) for r in results}
-    results += [result for result in comparison.completed_results(root_path, config)
+    results += [result for result in runs.completed_results(root_path, config)
                 if (result["arm"], result["seed"]) not in done]
     command = " ".join(["acqsynth", "compare", *map(shlex.quote, sys.argv[2:])]) if sys.argv[1:2] == ["compare"] \
         else "acqsynth compare"
-    markdown = comparison.write_report(root_path, config, results, command, time.perf_counter() - started,
-                                       comparison.DESIGN)
+    markdown = report.write_report(root_path, config, results, command, time.perf_counter() - started, report.DESIGN)
     create_markdown_artifact(markdown, key=f"acqsynth-compare-{config.domain}",
                              description="Comparison of the method with its baselines")
     return {"runs": len(results), "reused": sum(r["reused"] for r in results),
             "failed": sum("failed" in r for r in results),
-            "report": str(comparison.report_dir(root_path, config.domain) / "report.md")}
+            "report": str(report.report_dir(root_path, config.domain) / "report.md")}

@@ -85,7 +85,7 @@ def _run(stage: Stage, config: PipelineConfig, root: str) -> dict[str, Any]:
     root_path = Path(root)
     extra = {"map_shards": shard_mapper(config)} if stage.sharded else {}
     try:
-        metrics = stage.function(config, Layout(root_path), **extra)
+        metrics = stage.run(config, Layout(root_path), **extra)
     except GateFailed as failure:
         create_markdown_artifact(f"## Quality gate failed in `{stage.name}`\n\n```\n{failure}\n```\n",
                                  key=f"gate-failure-{stage.name.replace('_', '-')}")

@@ -14,7 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 @pytest.fixture(scope="session")
 def smoke_workspace(tmp_path_factory) -> Path:
-    """A workspace where every stage of the smoke profile has run once (plain stage functions, no Prefect)."""
+    """A workspace where every stage of the smoke profile has run once (through `Stage.run`, no Prefect)."""
     from acqsynth import stages
     from acqsynth.config import Layout, load_config, profile_params, write_params
 
@@ -22,5 +22,5 @@ def smoke_workspace(tmp_path_factory) -> Path:
     write_params(root / "params.yaml", profile_params("smoke"))
     config = load_config(root / "params.yaml")
     for stage in stages.PIPELINE:
-        stage.function(config, Layout(root))
+        stage.run(config, Layout(root))
     return root

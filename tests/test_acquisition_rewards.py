@@ -12,7 +12,8 @@ from acqsynth.acquisition.learnability import learnability_rewards
 from acqsynth.acquisition.confidence import confidence_rewards, mean_answer_margins
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, Layout, REWARD_NAMES, TinyModelConfig
-from acqsynth.domains.math import MathDifficulty, answers_match, extract_answer, generate_word_problems
+from acqsynth.domains.math.answers import answers_match, extract_answer
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel, load_model
 from acqsynth.models.tiny import build_llama, train_tokenizer

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from acqsynth import artifacts, compare
+from acqsynth import artifacts
+from acqsynth.comparison.arms import (MAIN, SEEDLESS_RUNS, Arm, main_arms, plan, set_args, size_arms, transfer_arms,
+                                      waves)
+from acqsynth.comparison.report import (_plot_grpo_diagnostics, audit_markdown, control_lines, difficulty_markdown,
+                                        primary_markdown, report_dir, summary_markdown)
+from acqsynth.comparison.runs import completed_results, data_summary, run_arm, run_config, run_dir, run_fingerprint
+from acqsynth.comparison.statistics import (mean_ci95, primary_comparisons, results_table, reward_curves, summary_json,
+                                            summary_table, weakest_difficulty)
 from acqsynth.config import REWARD_NAMES, Layout, profile_params, resolve
 from tests.conftest import REPO
 
@@ -20,32 +27,32 @@ def _config(**compare_values):
 
 def test_every_baseline_and_reward_has_an_arm_that_resolves():
     config = _config()
-    names = [arm.name for arm in compare.arms(config)]
+    names = [arm.name for arm in main_arms(config)]
     assert names[:7] == ["seed_only", "random_pool", "filtered_pool", "original", "rejection_sampling", "format_only",
                          "verify_only"]
     assert names[7:] == [f"acqsyn_{name}" for name in REWARD_NAMES] + ["acqsyn_combined"]
-    for arm in compare.arms(config):
-        arm_config = compare.run_config(config, arm, seed=2)
+    for arm in main_arms(config):
+        arm_config = run_config(config, arm, seed=2)
         assert arm_config.seed == 2 and arm_config.data_seed == config.data_seed
         if arm.name not in ("seed_only",):
             assert arm_config.select.budget == config.compare.budget
-    rejection = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "rejection_sampling"), 0)
-    original = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "original"), 0)
+    rejection = run_config(config, next(a for a in main_arms(config) if a.name == "rejection_sampling"), 0)
+    original = run_config(config, next(a for a in main_arms(config) if a.name == "original"), 0)
     assert rejection.policy_update.max_steps == original.policy_update.max_steps == 0
     assert rejection.generate.n_samples == config.compare.rejection_n * original.generate.n_samples
     assert rejection.select.method == "top_score"
-    single = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "acqsyn_diversity"), 0)
+    single = run_config(config, next(a for a in main_arms(config) if a.name == "acqsyn_diversity"), 0)
     assert {k: v for k, v in single.policy_update.reward.weights.items() if v} == {"diversity": 1.0}
     assert single.policy_update.reward.mode == "gate"
-    control = compare.run_config(config, next(a for a in compare.arms(config) if a.name == "verify_only"), 0)
+    control = run_config(config, next(a for a in main_arms(config) if a.name == "verify_only"), 0)
     assert not any(control.policy_update.reward.weights.values()) and control.policy_update.reward.verified_bonus == 1
 
 
 def test_unknown_arm_is_named_with_the_nearest_name():
     with pytest.raises(ValueError, match="^compare.arms: unknown 'acqsyn_novelty'.*; expected one of \\['seed_only'"):
-        compare.arms(_config(arms=["original", "acqsyn_novelty"]))
+        main_arms(_config(arms=["original", "acqsyn_novelty"]))
     with pytest.raises(ValueError, match="unknown 'acqsyn_confidance' \\(did you mean 'acqsyn_confidence'\\?\\)"):
-        compare.arms(_config(arms=["acqsyn_confidance"]))
+        main_arms(_config(arms=["acqsyn_confidance"]))
 
 
 def test_check_refuses_a_misspelt_arm_before_any_work(tmp_path, monkeypatch):
@@ -64,10 +71,10 @@ def test_check_refuses_a_misspelt_arm_before_any_work(tmp_path, monkeypatch):
 
 def test_mean_ci95_is_the_t_interval():
     values = [0.5, 0.6, 0.7]
-    mean, half = compare.mean_ci95(values)
+    mean, half = mean_ci95(values)
     assert mean == pytest.approx(0.6)
     assert half == pytest.approx(stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / math.sqrt(3))
-    assert math.isnan(compare.mean_ci95([0.5])[1])
+    assert math.isnan(mean_ci95([0.5])[1])
 
 
 def _result(arm, seed, accuracy, group="arms"):
@@ -81,13 +88,13 @@ def _result(arm, seed, accuracy, group="arms"):
 def test_difference_from_original_is_paired_by_seed():
     results = [_result("original", s, a) for s, a in enumerate([0.40, 0.50, 0.60])]
     results += [_result("acqsyn_combined", s, a) for s, a in enumerate([0.45, 0.56, 0.64])]
-    summary = compare.summary_table(compare.results_table(results, "math")).set_index("arm")
+    summary = summary_table(results_table(results, "math")).set_index("arm")
     # Differences 0.05, 0.06, 0.04: mean 0.05, sd 0.01, t(0.975, 2) = 4.3027, half-width 4.3027 * 0.01 / sqrt(3).
     assert summary.loc["acqsyn_combined", "diff_vs_original"] == pytest.approx(0.05)
     assert summary.loc["acqsyn_combined", "diff_ci95"] == pytest.approx(0.024841, abs=1e-6)
     assert math.isnan(summary.loc["original", "diff_vs_original"])
     assert summary.loc["original", "forgetting_mcq"] == pytest.approx(0.1)
-    table = compare.summary_markdown(summary.reset_index(), 0.4)
+    table = summary_markdown(summary.reset_index(), 0.4)
     assert "| acqsyn_combined | 3 | 55.0 ± " in table and "forgetting mcq" in table
 
 
@@ -100,7 +107,7 @@ def test_data_summary_gives_size_diversity_and_difficulty_mix(tmp_path):
         "id": ["a", "b", "c", "d"], "source": "synthetic", "selection_score": 0.0, "answer": ["8", "7", "7", "1"],
         "question": ["Tom has 5 pens and buys 3 more.", "Ann has 9 cups and breaks 2.",
                      "Sam buys 2 boxes of 3 eggs and finds 1 more.", "What is one?"], "reasoning": reasonings}))
-    summary = compare.data_summary(layout, "math")
+    summary = data_summary(layout, "math")
     assert summary["n"] == 4 and 0 < summary["embedding_diversity"] < 1 and 0 < summary["distinct_4grams"] <= 1
     assert summary["difficulty_mix"] == {"1 steps": 0.5, "2 steps": 0.25, "unknown": 0.25}
 
@@ -111,23 +118,23 @@ def test_accuracy_by_difficulty_per_arm_under_the_base_student():
         result["metrics"]["evaluate"]["in_domain"]["by_difficulty"] = {
             "1 steps": {"before_accuracy": 0.5, "after_accuracy": one, "n": 5},
             "2 steps": {"before_accuracy": 0.3, "after_accuracy": two, "n": 5}}
-    table = compare.difficulty_markdown(compare.results_table(results, "math")).splitlines()
+    table = difficulty_markdown(results_table(results, "math")).splitlines()
     assert table == ["| arm | 1 steps | 2 steps |", "|---|---|---|", "| base student | 50.0% | 30.0% |",
                      "| original | 70.0% | 20.0% |"]
-    assert compare.difficulty_markdown(compare.results_table(results[:0] + [_result("x", 0, 0.1)], "math")) == ""
+    assert difficulty_markdown(results_table(results[:0] + [_result("x", 0, 0.1)], "math")) == ""
 
 
 def test_grpo_curves_average_seeds_and_plot_the_weakest_difficulty(tmp_path):
     config = _config(seeds=2)
     for seed, (percentile, hard) in enumerate([(0.4, 0.2), (0.6, None)]):
-        path = compare.run_dir(tmp_path, config, "acqsyn_learnability", seed) / "metrics" / "policy_rewards.csv"
+        path = run_dir(tmp_path, config, "acqsyn_learnability", seed) / "metrics" / "policy_rewards.csv"
         path.parent.mkdir(parents=True)
         columns = {"step": [0, 1], "mean_reward": [0.1, 0.3], "verified_rate": [0.5, 0.7],
                    "acquisition_percentile": [percentile, percentile], "difficulty: 1 steps": [0.8, 1.0]}
         if hard is not None:  # seed 1 verified no two-step rollout, so its curve has no such column
             columns["difficulty: 2 steps"] = [hard, 0.0]
         pd.DataFrame(columns).to_csv(path, index=False)
-    curves = compare.reward_curves(tmp_path, config, ["acqsyn_learnability", "verify_only"], seeds=2)
+    curves = reward_curves(tmp_path, config, ["acqsyn_learnability", "verify_only"], seeds=2)
     assert curves["step"].tolist() == [0, 1]
     assert curves["acquisition_percentile"].tolist() == pytest.approx([0.5, 0.5])
     assert curves["difficulty: 2 steps"].tolist() == pytest.approx([0.1, 0.0])  # the missing column counts as 0
@@ -135,9 +142,9 @@ def test_grpo_curves_average_seeds_and_plot_the_weakest_difficulty(tmp_path):
     results[0]["metrics"]["evaluate"]["in_domain"]["by_difficulty"] = {
         "1 steps": {"before_accuracy": 0.6, "after_accuracy": 0.6, "n": 5},
         "2 steps": {"before_accuracy": 0.3, "after_accuracy": 0.3, "n": 5}}
-    weakest = compare.weakest_difficulty(compare.results_table(results, "math"))
+    weakest = weakest_difficulty(results_table(results, "math"))
     assert weakest == "2 steps"
-    compare._plot_grpo_diagnostics(curves, weakest, 0.53, tmp_path / "diagnostics.png")
+    _plot_grpo_diagnostics(curves, weakest, 0.53, tmp_path / "diagnostics.png")
     assert (tmp_path / "diagnostics.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -151,7 +158,7 @@ def test_audit_table_averages_each_arms_data_over_seeds():
     results[2]["data"]["difficulty_mix"] = {"1 steps": 0.5, "2 steps": 0.5}
     results[0]["metrics"]["policy_update"] = {"informative_group_rate": 0.2}
     results[1]["metrics"]["policy_update"] = {"informative_group_rate": 0.4}
-    table = compare.audit_markdown(compare.results_table(results, "math")).splitlines()
+    table = audit_markdown(results_table(results, "math")).splitlines()
     assert table[0] == ("| arm | verified rate | copy rate | kept answers the reference solver confirms | difficulty "
                         "matches the seed's | GRPO groups with two differing rewards | fine-tuning data: 1 steps | "
                         "fine-tuning data: 2 steps |")
@@ -164,7 +171,7 @@ def test_a_computed_run_is_reused_until_an_input_changes(tmp_path):
     for path in ("data/prepared/seed.parquet", "models/base/student/config.json", "data/seed_centroids.npz"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("v1")
-    arm = compare.Arm("demo", "a demo arm", {"finetune": {"epochs": 2.0}}, ("finetune",))
+    arm = Arm("demo", "a demo arm", {"finetune": {"epochs": 2.0}}, ("finetune",))
     calls = []
 
     def run_stage(stage, arm_config, layout: Layout):
@@ -172,15 +179,15 @@ def test_a_computed_run_is_reused_until_an_input_changes(tmp_path):
         assert (layout.root / "models" / "base" / "student" / "config.json").read_text() in ("v1", "v2")
         return {"seconds": 0.0}
 
-    first = compare.run_arm(tmp_path, config, arm, 0, run_stage)
-    again = compare.run_arm(tmp_path, config, arm, 0, run_stage)
+    first = run_arm(tmp_path, config, arm, 0, run_stage)
+    again = run_arm(tmp_path, config, arm, 0, run_stage)
     assert (first["reused"], again["reused"]) == (False, True)
-    assert calls == [("finetune", 2.0, compare.run_dir(tmp_path, config, "demo", 0))]
+    assert calls == [("finetune", 2.0, run_dir(tmp_path, config, "demo", 0))]
     (tmp_path / "models/base/student/config.json").write_text("v2")
-    assert compare.run_arm(tmp_path, config, arm, 0, run_stage)["reused"] is False
-    assert compare.run_arm(tmp_path, config, arm, 1, run_stage)["reused"] is False
+    assert run_arm(tmp_path, config, arm, 0, run_stage)["reused"] is False
+    assert run_arm(tmp_path, config, arm, 1, run_stage)["reused"] is False
     assert len(calls) == 3
-    saved = json.loads((compare.run_dir(tmp_path, config, "demo", 1) / "result.json").read_text())
+    saved = json.loads((run_dir(tmp_path, config, "demo", 1) / "result.json").read_text())
     assert saved["overrides"] == {"finetune": {"epochs": 2.0}}
 
 
@@ -190,7 +197,7 @@ def test_a_damaged_run_result_is_redone_with_a_warning_never_trusted(tmp_path, d
     for path in ("data/prepared/seed.parquet", "models/base/student/config.json", "data/seed_centroids.npz"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("v1")
-    arm = compare.Arm("demo", "a demo arm", {}, ("evaluate",))
+    arm = Arm("demo", "a demo arm", {}, ("evaluate",))
     calls = []
 
     def run_stage(stage, arm_config, layout: Layout):
@@ -199,8 +206,8 @@ def test_a_damaged_run_result_is_redone_with_a_warning_never_trusted(tmp_path, d
         artifacts.write_table(layout.predictions, pd.DataFrame({"id": ["q1"], "correct": [True]}))
         return {"after_accuracy": 0.5}
 
-    compare.run_arm(tmp_path, config, arm, 0, run_stage)
-    workspace = compare.run_dir(tmp_path, config, "demo", 0)
+    run_arm(tmp_path, config, arm, 0, run_stage)
+    workspace = run_dir(tmp_path, config, "demo", 0)
     path = workspace / "result.json"
     text = path.read_text()
     if damage == "truncated":
@@ -214,11 +221,11 @@ def test_a_damaged_run_result_is_redone_with_a_warning_never_trusted(tmp_path, d
         del saved["result_hash"]
         path.write_text(json.dumps(saved))
     with caplog.at_level("WARNING"):
-        again = compare.run_arm(tmp_path, config, arm, 0, run_stage)
+        again = run_arm(tmp_path, config, arm, 0, run_stage)
     assert again["reused"] is False and calls == ["evaluate", "evaluate"]
     assert f"{path}: {'written without a content hash' if damage == 'no hash' else 'damaged'}" in caplog.text
     assert again["metrics"]["evaluate"]["after_accuracy"] == 0.5
-    assert compare.run_arm(tmp_path, config, arm, 0, run_stage)["reused"] is True  # redone, then trusted again
+    assert run_arm(tmp_path, config, arm, 0, run_stage)["reused"] is True  # redone, then trusted again
 
 
 @pytest.mark.slow
@@ -238,9 +245,9 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
         second = compare_flow(params_path="params.yaml", root=str(tmp_path))
     assert first["reused"] == 0 and second["reused"] == second["runs"] == first["runs"]
     config = resolve(values)
-    out = compare.report_dir(tmp_path, config.domain)
+    out = report_dir(tmp_path, config.domain)
     report = (out / "report.md").read_text()
-    for arm in compare.arms(config):
+    for arm in main_arms(config):
         assert f"| {arm.name} | {config.compare.seeds} |" in report
     assert "Cross-model transfer" in report and "synthetic set size" in report
     runs = pd.read_csv(out / "runs.csv")
@@ -253,34 +260,34 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
 def test_transfer_and_size_runs_resolve(tmp_path):
     config = _config()
     (tmp_path / "models" / "base" / "generator").mkdir(parents=True)
-    runs = compare.transfer_arms(tmp_path, config) + compare.size_arms(config)
+    runs = transfer_arms(tmp_path, config) + size_arms(config)
     for arm in runs:
-        compare.run_config(config, arm, seed=1)
-    sizes = [compare.run_config(config, arm, 0).select.budget for arm in runs if arm.name.startswith("size_")
+        run_config(config, arm, seed=1)
+    sizes = [run_config(config, arm, 0).select.budget for arm in runs if arm.name.startswith("size_")
              and arm.name != "size_pool"]
     assert sizes == list(config.compare.sizes)
-    b_own = compare.run_config(config, runs[2], 0)
+    b_own = run_config(config, runs[2], 0)
     assert b_own.build_models.tiny == config.compare.transfer_student
 
 
 def test_plan_shares_seeds_out(tmp_path):
     config = _config()
     (tmp_path / "models" / "base" / "generator").mkdir(parents=True)
-    whole = compare.plan(tmp_path, config)
+    whole = plan(tmp_path, config)
     names = [(arm.name, seed) for arm, seed in whole]
     assert len(names) == len(set(names))
-    parts = [compare.plan(tmp_path, config, [seed]) for seed in range(config.compare.seeds)]
+    parts = [plan(tmp_path, config, [seed]) for seed in range(config.compare.seeds)]
     shared_out = {(arm.name, seed) for part in parts for arm, seed in part}
     assert shared_out == set(names)
     assert all(("student_b", 0) in {(arm.name, seed) for arm, seed in part} for part in parts)
-    assert compare.completed_results(tmp_path, config) == []
+    assert completed_results(tmp_path, config) == []
 
 
 def test_plan_without_transfer_student_or_sizes_runs_only_the_arms(tmp_path):
     config = _config(arms=["original", "acqsyn_combined"])
     config = config.model_copy(update={"compare": config.compare.model_copy(
         update={"transfer_student": None, "sizes": ()})})
-    runs = compare.plan(tmp_path, config)
+    runs = plan(tmp_path, config)
     assert [(arm.name, seed) for arm, seed in runs] == [
         (name, seed) for seed in range(config.compare.seeds) for name in ("original", "acqsyn_combined")]
 
@@ -288,33 +295,33 @@ def test_plan_without_transfer_student_or_sizes_runs_only_the_arms(tmp_path):
 def test_waves_run_each_run_after_the_runs_it_links(tmp_path):
     config = _config()
     (tmp_path / "models" / "base" / "generator").mkdir(parents=True)
-    whole = compare.plan(tmp_path, config)
-    waves = compare.waves(whole)
-    assert [run for wave in waves for run in wave] == sorted(whole, key=lambda run: next(
-        depth for depth, wave in enumerate(waves) if run in wave))
-    assert sorted((arm.name, seed) for wave in waves for arm, seed in wave) == sorted(
+    whole = plan(tmp_path, config)
+    groups = waves(whole)
+    assert [run for wave in groups for run in wave] == sorted(whole, key=lambda run: next(
+        depth for depth, wave in enumerate(groups) if run in wave))
+    assert sorted((arm.name, seed) for wave in groups for arm, seed in wave) == sorted(
         (arm.name, seed) for arm, seed in whole)
-    depth = {(arm.name, seed): index for index, wave in enumerate(waves) for arm, seed in wave}
+    depth = {(arm.name, seed): index for index, wave in enumerate(groups) for arm, seed in wave}
     for (arm, seed) in whole:
         for run in arm.inputs:
-            if run != compare.MAIN:
-                assert depth[(run, 0 if run in compare.SEEDLESS_RUNS else seed)] < depth[(arm.name, seed)]
-    assert {arm.name for arm, _ in waves[0]} == {arm.name for arm in compare.arms(config)} | {"student_b"}
-    assert [arm.name for arm, _ in waves[-1]] == [f"size_{size}" for size in config.compare.sizes]
+            if run != MAIN:
+                assert depth[(run, 0 if run in SEEDLESS_RUNS else seed)] < depth[(arm.name, seed)]
+    assert {arm.name for arm, _ in groups[0]} == {arm.name for arm in main_arms(config)} | {"student_b"}
+    assert [arm.name for arm, _ in groups[-1]] == [f"size_{size}" for size in config.compare.sizes]
 
 
 def test_fingerprint_ignores_how_the_comparison_is_run(tmp_path):
     config = _config()
-    arm = compare.Arm("demo", "a demo arm", {"finetune": {"epochs": 2.0}}, ("finetune",), {})
-    before = compare.run_fingerprint(tmp_path, config, arm, 0)
+    arm = Arm("demo", "a demo arm", {"finetune": {"epochs": 2.0}}, ("finetune",), {})
+    before = run_fingerprint(tmp_path, config, arm, 0)
     rescheduled = _config(workers=5, seeds=7, arms=["original"])
-    assert compare.run_fingerprint(tmp_path, rescheduled, arm, 0) == before
-    assert compare.run_fingerprint(tmp_path, _config(), compare.Arm(
+    assert run_fingerprint(tmp_path, rescheduled, arm, 0) == before
+    assert run_fingerprint(tmp_path, _config(), Arm(
         "demo", "a demo arm", {"finetune": {"epochs": 3.0}}, ("finetune",), {}), 0) != before
 
 
 def test_set_args_flatten_overrides_into_dvc_flags():
-    flags = compare.set_args({"select": {"source": "seed", "budget": 500}, "policy_update": {"reward": {
+    flags = set_args({"select": {"source": "seed", "budget": 500}, "policy_update": {"reward": {
         "weights": {"confidence": 1.0}}, "max_steps": 0}})
     assert flags == ["-S select.source=seed", "-S select.budget=500", "-S policy_update.reward.weights.confidence=1.0",
                      "-S policy_update.max_steps=0"]
@@ -324,20 +331,20 @@ def test_summary_json_gives_paired_differences_from_each_reference():
     accuracies = {"original": [0.40, 0.50, 0.60], "rejection_sampling": [0.42, 0.50, 0.61],
                   "verify_only": [0.45, 0.50, 0.60], "acqsyn_combined": [0.50, 0.58, 0.66]}
     results = [_result(arm, s, a) for arm, values in accuracies.items() for s, a in enumerate(values)]
-    table = compare.results_table(results, "math")
-    summary = json.loads(json.dumps(compare.summary_json(table)))  # plain JSON
+    table = results_table(results, "math")
+    summary = json.loads(json.dumps(summary_json(table)))  # plain JSON
     combined = summary["arms"]["acqsyn_combined"]
     assert combined["n"] == 3 and combined["accuracy"]["mean"] == pytest.approx(0.58)
-    diff, half = compare.mean_ci95([0.08, 0.08, 0.05])
+    diff, half = mean_ci95([0.08, 0.08, 0.05])
     assert combined["difference_from"]["rejection_sampling"] == {"mean": pytest.approx(diff, abs=1e-6),
                                                                  "ci95": pytest.approx(half, abs=1e-6), "n": 3}
     assert combined["difference_from"]["random_pool"] == {"mean": None, "ci95": None, "n": 0}  # no such arm
     assert summary["arms"]["original"]["difference_from"]["original"]["n"] == 0
-    lines = compare.control_lines(table)
+    lines = control_lines(table)
     assert len(lines) == 1 and lines[0].startswith("- `acqsyn_combined`: +6.3 pts") and "better than" in lines[0]
     worse = [_result("verify_only", s, a) for s, a in enumerate([0.5, 0.6, 0.7])]
     worse += [_result("acqsyn_confidence", s, a) for s, a in enumerate([0.5, 0.58, 0.71])]
-    assert "does nothing measurable" in compare.control_lines(compare.results_table(worse, "math"))[0]
+    assert "does nothing measurable" in control_lines(results_table(worse, "math"))[0]
 
 
 def test_primary_comparisons_pair_arms_by_seed_and_question(tmp_path):
@@ -352,13 +359,13 @@ def test_primary_comparisons_pair_arms_by_seed_and_question(tmp_path):
             correct = np.where(rng.random(300) < gain, True, truth)
             frame = pd.DataFrame({"id": [f"q{i:03d}" for i in range(300)], "domain": "math", "completion": "",
                                   "predicted": "", "expected": "", "correct": correct, "student": "after"})
-            path = Layout(compare.run_dir(tmp_path, config, arm, seed)).predictions
+            path = Layout(run_dir(tmp_path, config, arm, seed)).predictions
             path.parent.mkdir(parents=True)
             artifacts.write_table(path, frame.sample(frac=1.0, random_state=seed))  # any row order
             accuracies.setdefault(arm, []).append(float(correct.mean()))
-    table = compare.results_table([_result(arm, s, a) for arm, values in accuracies.items()
+    table = results_table([_result(arm, s, a) for arm, values in accuracies.items()
                                    for s, a in enumerate(values)], "math")
-    rows = compare.primary_comparisons(tmp_path, config, table)
+    rows = primary_comparisons(tmp_path, config, table)
     assert [(r["arm"], r["reference"]) for r in rows] == [("acqsyn_learnability", "original"),
                                                           ("acqsyn_learnability", "verify_only")]
     for row in rows:
@@ -367,4 +374,4 @@ def test_primary_comparisons_pair_arms_by_seed_and_question(tmp_path):
         assert row["interval"][0] > 0 and row["p_holm"] < 0.05
         assert (row["seeds"], row["questions"]) == (3, 300)
     assert sorted(row["interval_level"] for row in rows) == pytest.approx([0.95, 0.975])  # Holm: alpha/2, alpha
-    assert "| acqsyn_learnability | original | +" in compare.primary_markdown(rows)
+    assert "| acqsyn_learnability | original | +" in primary_markdown(rows)

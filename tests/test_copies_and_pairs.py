@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from acqsynth.config import CopiesConfig
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.stages import difficulty_of, generator_pairs
 from acqsynth.verify.copies import Reference, copy_reasons, normalise_question
 

@@ -1,6 +1,6 @@
 """Real `dvc repro` of the smoke profile in a temporary git repository: a full run, a no-op rerun, a finetune
-parameter change that reruns only finetune and what follows, an edited module that changes exactly the stages that
-run it, and `acqsynth run` leaving `dvc status` clean."""
+parameter change that reruns only finetune and what follows, an edited module or quality suite that changes exactly
+the stages that run it, and `acqsynth run` leaving `dvc status` clean."""
 
 import json
 import os
@@ -81,7 +81,8 @@ def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
 
 @pytest.mark.parametrize(("module", "stages"), [("acqsynth/finetune.py", {"finetune"}),
                                                ("acqsynth/report.py", {"report"}),
-                                               ("acqsynth/models/loading.py", STAGE_NAMES - {"prepare", "report"})])
+                                               ("acqsynth/models/loading.py", STAGE_NAMES - {"prepare", "report"}),
+                                               ("acqsynth/quality/suites/selected.py", {"select", "finetune"})])
 def test_editing_a_module_changes_exactly_the_stages_that_run_it(repo, module, stages):
     """dvc.yaml's code deps come from the import graph: the stale deps measured before (evaluate and finetune did
     not list acqsynth/models) are gone."""

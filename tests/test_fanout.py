@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from acqsynth.artifacts import content_hash
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import format_sample
 from acqsynth.resume import ShardStore, fingerprint, run_in_shards
 from acqsynth.verify.samples import check_samples

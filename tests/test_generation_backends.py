@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from acqsynth.config import TinyModelConfig
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.generation import BackendUnavailable, TransformersGenerator, grpo_vllm_kwargs, load_generator
 from acqsynth.models.loading import load_model

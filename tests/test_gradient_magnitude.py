@@ -9,7 +9,7 @@ from acqsynth.acquisition import gradient_magnitude as gm
 from acqsynth.acquisition.gradient_magnitude import gradient_norms, gradient_norms_naive
 from acqsynth.acquisition.student_batch import encode_answers
 from acqsynth.config import TinyModelConfig
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.models.loading import LoadedModel
 from acqsynth.models.tiny import build_llama, train_tokenizer

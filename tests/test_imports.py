@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from acqsynth import imports, stages
 from acqsynth.domains import DOMAIN_NAMES, DOMAINS, domain_module
 
@@ -18,7 +20,7 @@ def _package(tmp_path: Path, files: dict[str, str], monkeypatch) -> Path:
 def test_a_function_runs_its_imports_its_callees_imports_and_theirs(tmp_path, monkeypatch):
     root = _package(tmp_path, {
         "acqsynth/__init__.py": "",
-        "acqsynth/stages.py": "from acqsynth import top\n\ndef a():\n    helper()\n\ndef helper():\n"
+        "acqsynth/stages.py": "from acqsynth import top\n\ndef a():\n    top.f()\n    helper()\n\ndef helper():\n"
                               "    from acqsynth.sub import leaf\n\ndef b():\n    import acqsynth.other\n",
         "acqsynth/top.py": "",
         "acqsynth/sub/__init__.py": "from . import near\n",
@@ -44,9 +46,48 @@ def test_the_stale_deps_measured_before_are_among_the_stages_code():
     for stage in ("evaluate", "finetune"):
         assert "acqsynth/models/loading.py" in code[stage]
     assert "acqsynth/resume.py" in code["finetune"]
-    for stage in code.values():
-        assert {"acqsynth/artifacts.py", "acqsynth/config.py", "acqsynth/quality/gates.py"} <= set(stage)
+    for name, stage in code.items():
+        assert {"acqsynth/artifacts.py", "acqsynth/config.py"} <= set(stage)
+        # every stage but the report (which reads only metrics) gates what it reads or writes
+        assert ("acqsynth/quality/gates.py" in stage) == (name != "report"), name
     assert "acqsynth/finetune.py" not in code["evaluate"]
+
+
+SPLIT_READERS = {"prepare", "build_models", "seed_centroids", "policy_update", "generate", "verify",
+                 "acquisition_score", "select", "evaluate"}
+
+
+@pytest.mark.parametrize(("suite", "guarded"), [
+    ("examples", SPLIT_READERS),  # prepare writes the splits; the others check them as they read them
+    ("rollouts", {"policy_update"}),
+    ("generated", {"generate", "verify", "acquisition_score", "select"}),  # verified and scored rows include its rows
+    ("verified", {"verify", "acquisition_score", "select"}),  # scored rows include the verified rows' checks
+    ("scored", {"acquisition_score", "select"}),
+    ("selected", {"select", "finetune"}),
+    ("metrics", {"build_models", "evaluate"}),
+])
+def test_a_suite_is_code_of_exactly_the_stages_it_guards(suite, guarded):
+    """So editing a suite's expectations reruns those stages and no other, in `dvc repro` (dvc.yaml's deps) and in
+    `acqsynth run` (the tasks' cache keys), which both take a stage's code from here."""
+    path = f"acqsynth/quality/suites/{suite}.py"
+    assert {stage.name for stage in stages.PIPELINE if path in stage.code} == guarded
+
+
+def test_a_name_a_function_binds_itself_is_not_the_modules_function(tmp_path, monkeypatch):
+    root = _package(tmp_path, {
+        "acqsynth/__init__.py": "",
+        "acqsynth/stages.py": "from acqsynth import used, unused\n\nX = used.CONSTANT\n\n"
+                              "def a(helper):\n    from acqsynth.backend import b\n    b()\n    helper()\n\n"
+                              "def b():\n    import acqsynth.other\n\ndef helper():\n    unused.f()\n",
+        "acqsynth/used.py": "", "acqsynth/unused.py": "", "acqsynth/backend.py": "", "acqsynth/other.py": "",
+    }, monkeypatch)
+    try:
+        files = imports.relative(imports.function_closure(root / "acqsynth/stages.py", "a"))
+        # b and helper are a's own names (an import, an argument), not the module's functions; `used` is used by a
+        # top-level statement, `unused` only by helper
+        assert files == ["acqsynth/__init__.py", "acqsynth/backend.py", "acqsynth/stages.py", "acqsynth/used.py"]
+    finally:
+        imports._tree.cache_clear()
 
 
 def test_every_domain_has_the_one_interface():

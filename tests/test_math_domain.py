@@ -8,22 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from acqsynth.domains.math import (
-    NAME,
-    LoadedExamples,
+from acqsynth.domains.math import NAME
+from acqsynth.domains.math.answers import answers_match, extract_answer, format_number, last_boxed, parse_number
+from acqsynth.domains.math.problems import (
     MathDifficulty,
-    SkippedRow,
-    answers_match,
-    extract_answer,
-    format_number,
     generate_arithmetic_drills,
     generate_word_problems,
+    procedural_examples,
+)
+from acqsynth.domains.math.records import (
+    LoadedExamples,
+    SkippedRow,
     gsm8k_solution,
-    last_boxed,
     load_examples,
     load_gsm8k,
-    parse_number,
-    procedural_examples,
     read_examples,
     split_gsm8k_answer,
 )
@@ -634,7 +632,7 @@ def test_procedural_examples_are_distinct_deterministic_word_problems():
 
 
 def test_procedural_examples_refuse_a_difficulty_without_enough_distinct_questions(monkeypatch):
-    import acqsynth.domains.math as math_domain
+    import acqsynth.domains.math.problems as math_domain
 
     drawn = []
 

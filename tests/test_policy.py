@@ -7,7 +7,7 @@ import torch
 from acqsynth.acquisition.confidence import reward_from_margins
 from acqsynth.config import AcquisitionScoreConfig, Layout, RewardConfig
 from acqsynth.generation.transformers_backend import _token_margins
-from acqsynth.domains.math import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
 from acqsynth.domains.sample import format_sample
 from acqsynth.policy import reward_bounds, reward_curve, rollout_rewards
 

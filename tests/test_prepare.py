@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from acqsynth import stages
 from acqsynth.config import PrepareConfig, merge, profile_params, resolve
-from acqsynth.domains.math import MathDifficulty, generate_word_problems, gsm8k_solution
+from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
+from acqsynth.domains.math.records import gsm8k_solution
 
 
 def _config(**prepare):

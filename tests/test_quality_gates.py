@@ -10,19 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acqsynth.quality import (
-    GateFailed,
-    examples_expectations,
-    gate,
-    generated_expectations,
-    kept_expectations,
-    metrics_expectations,
-    rollouts_expectations,
-    scored_expectations,
-    selected_expectations,
-    validate_frame,
-    verified_expectations,
-)
+from acqsynth.quality.gates import GateFailed, gate, validate_frame
+from acqsynth.quality.suites.examples import examples_expectations
+from acqsynth.quality.suites.generated import generated_expectations
+from acqsynth.quality.suites.metrics import metrics_expectations
+from acqsynth.quality.suites.rollouts import rollouts_expectations
+from acqsynth.quality.suites.scored import scored_expectations
+from acqsynth.quality.suites.selected import selected_expectations
+from acqsynth.quality.suites.verified import kept_expectations, verified_expectations
 
 R_MIN, R_MAX = 0.0, 10.0
 

@@ -64,4 +64,11 @@ def test_cache_key_follows_the_stage_params_reads_and_code(tmp_path, monkeypatch
     assert key(config) == with_input
     loader = checkout / "acqsynth" / "models" / "loading.py"
     loader.write_text(loader.read_text() + "\n# edited\n")
-    assert key(config) != with_input
+    edited = key(config)
+    assert edited != with_input
+    # A quality suite is code of the stages it guards only: verified.py is not finetune's, selected.py is.
+    for suite, guards_finetune in (("verified", False), ("selected", True)):
+        path = checkout / "acqsynth" / "quality" / "suites" / f"{suite}.py"
+        path.write_text(path.read_text() + "\n# edited\n")
+        assert (key(config) != edited) == guards_finetune, suite
+        edited = key(config)

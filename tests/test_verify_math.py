@@ -3,8 +3,9 @@ from fractions import Fraction
 
 import pytest
 
-from acqsynth.domains.math import MathDifficulty, generate_arithmetic_drills, generate_word_problems, load_gsm8k
-from acqsynth.domains.math import solve_word_problem
+from acqsynth.domains.math.problems import MathDifficulty, generate_arithmetic_drills, generate_word_problems
+from acqsynth.domains.math.records import load_gsm8k
+from acqsynth.domains.math.problems import solve_word_problem
 from acqsynth.domains.sample import Verdict
 from acqsynth.verify.math import MathRules, check_annotations, evaluate_expression, verify_batch, verify_math_sample
 from tests.conftest import SHARED_DATASETS

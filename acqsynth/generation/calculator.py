@@ -17,7 +17,7 @@ _TAIL_TOKENS = 48  # enough to hold an open annotation's expression
 
 def calculator_result(text: str) -> str | None:
     """The text to force after `text`: the value of the annotation it ends inside, and `>>`; None otherwise."""
-    from acqsynth.domains.math import format_number
+    from acqsynth.domains.math.answers import format_number
     from acqsynth.verify.math import evaluate_expression
 
     match = _OPEN_ANNOTATION.search(text)

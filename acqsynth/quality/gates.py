@@ -1,24 +1,23 @@
-"""Great Expectations suites, one per artifact kind, and the gate that runs them.
+"""The gate: validate a DataFrame against a list of Great Expectations expectations (a suite of
+`acqsynth.quality.suites`, one module per artifact kind), write the GX result as JSON and raise on failure.
 
-Each ``*_expectations`` function returns the exact list of GX expectations checked for that artifact;
-``gate`` validates a DataFrame against such a list, writes the GX result as JSON and raises on failure.
+The suites are modules of their own so that a stage depends (in dvc.yaml and in its task's cache key, both taken
+from the import graph) on the suites it checks and on no other: editing a suite reruns exactly the stages it
+guards.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,26 +40,9 @@ class _Imported:
         return getattr(importlib.import_module(self._name), attribute)
 
 
-def _where(column: str, value: bool) -> Any:
-    """A row condition (`column == value`): the checks it is given to look at those rows only."""
-    return _conditions.Column(column) == value
-
-
 gx = _Imported("great_expectations")
 gxe = _Imported("great_expectations.expectations")
-_conditions = _Imported("great_expectations.expectations.row_conditions")
-
-# Type names as GX's pandas backend resolves them. For a typed column GX compares the column dtype
-# (np.dtype("int") is int64, "Int64Dtype" is pandas' nullable int); for an object column it checks each
-# value's Python type ("int" -> int, "str" -> str). String columns are handed to GX as object, see
-# `_strings_as_object`.
-STR_TYPES = ["str"]
-INT_TYPES = ["int", "int32", "Int64Dtype"]
-FLOAT_TYPES = ["float", "float32", "Float64Dtype"]
-BOOL_TYPES = ["bool", "BooleanDtype"]
-
-_EXAMPLE_COLUMNS = ("id", "domain", "skill", "question", "reasoning", "answer", "tests", "source")
-_SAMPLE_FIELDS = ("question", "reasoning", "answer")
+row_conditions = _Imported("great_expectations.expectations.row_conditions")
 
 
 @dataclass(frozen=True)
@@ -73,159 +55,6 @@ class GateReport:
 
 class GateFailed(Exception):
     """An artifact did not pass its quality gate."""
-
-
-# --- building blocks -------------------------------------------------------------------------------
-
-
-def _column(name: str, types: list[str], *, nullable: bool = False) -> list[gxe.Expectation]:
-    checks: list[gxe.Expectation] = [
-        gxe.ExpectColumnToExist(column=name),
-        gxe.ExpectColumnValuesToBeInTypeList(column=name, type_list=types),
-    ]
-    if not nullable:
-        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=name))
-    return checks
-
-
-def _finite_float(name: str, low: float | None = None, high: float | None = None, *,
-                  nullable: bool = False) -> list[gxe.Expectation]:
-    # GX counts NaN as missing and skips it in value checks, so not-null (from `_column`) is what rejects
-    # NaN; the not-in-set check rejects +/-inf (a between-check with one open side lets infinity through).
-    checks = [*_column(name, FLOAT_TYPES, nullable=nullable),
-              gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf])]
-    if low is not None or high is not None:
-        checks.append(gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high))
-    return checks
-
-
-def _generated_rows() -> list[gxe.Expectation]:
-    """Row-level checks of a generated table (no rate floors)."""
-    checks = [
-        *_column("id", STR_TYPES),
-        gxe.ExpectColumnValuesToBeUnique(column="id"),
-        *_column("seed_id", STR_TYPES),
-        *_column("generator", STR_TYPES),
-        *_column("completion", STR_TYPES),
-        *_column("parsed", BOOL_TYPES),
-    ]
-    for field in _SAMPLE_FIELDS:
-        checks += _column(field, STR_TYPES, nullable=True)
-        # A Condition object (string row conditions are deprecated since GX 1.9) keeps the conditional
-        # check in the same suite and report; GX's pandas backend filters rows with it before checking.
-        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=_where("parsed", True)))
-    return checks
-
-
-def _verified_rows() -> list[gxe.Expectation]:
-    """Row-level checks of a verified table (no rate floors): `reason` is "" exactly when verified."""
-    checks = [
-        *_generated_rows(),
-        *_column("verified", BOOL_TYPES),
-        *_column("reason", STR_TYPES),
-        gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=_where("verified", True)),
-        gxe.ExpectColumnValueLengthsToBeBetween(
-            column="reason", min_value=1, row_condition=_where("verified", False)
-        ),
-    ]
-    for field in _SAMPLE_FIELDS:
-        checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=_where("verified", True)))
-    return checks
-
-
-# --- suites ----------------------------------------------------------------------------------------
-
-
-def examples_expectations(rows: int | None = None) -> list[gxe.Expectation]:
-    """Seed / eval / pool / pretrain / test tables: at least one row, or exactly `rows`."""
-    count = gxe.ExpectTableRowCountToBeBetween(min_value=1) if rows is None else \
-        gxe.ExpectTableRowCountToBeBetween(min_value=rows, max_value=rows)
-    checks: list[gxe.Expectation] = [count]
-    for name in _EXAMPLE_COLUMNS:
-        checks += _column(name, STR_TYPES)
-    checks += [
-        gxe.ExpectColumnValuesToBeUnique(column="id"),
-        gxe.ExpectColumnValueLengthsToBeBetween(column="question", min_value=1),
-    ]
-    return checks
-
-
-def rollouts_expectations(reward_min: float | None, reward_max: float | None) -> list[gxe.Expectation]:
-    """GRPO rollout logs; `reward` is the acquisition reward plus a format reward in [0, 1]. A bound of None
-    means unbounded on that side (the values must still be finite)."""
-    return [
-        *_column("step", INT_TYPES),
-        gxe.ExpectColumnValuesToBeBetween(column="step", min_value=0),
-        *_column("prompt_id", STR_TYPES),
-        *_column("completion", STR_TYPES),
-        *_column("parsed", BOOL_TYPES),
-        *_column("verified", BOOL_TYPES),
-        *_finite_float("format_reward", 0.0, 1.0),
-        *_finite_float("acquisition_reward", reward_min, reward_max),
-        # Missing only where a rollout had no part in its group (gate mode: not verified).
-        *_finite_float("reward", reward_min, None if reward_max is None else reward_max + 1.0, nullable=True),
-        gxe.ExpectColumnValuesToNotBeNull(column="reward", row_condition="verified==True", condition_parser="pandas"),
-        *_column("difficulty", STR_TYPES, nullable=True),  # missing where not parsed
-        *_finite_float("acquisition_percentile", 0.0, 1.0, nullable=True),  # missing where not scored
-    ]
-
-
-def generated_expectations(min_parse_rate: float) -> list[gxe.Expectation]:
-    return [
-        gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *_generated_rows(),
-        gxe.ExpectColumnMeanToBeBetween(column="parsed", min_value=min_parse_rate),
-    ]
-
-
-def verified_expectations(min_verified_rate: float) -> list[gxe.Expectation]:
-    """All generated rows after verification."""
-    return [
-        gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *_verified_rows(),
-        gxe.ExpectColumnMeanToBeBetween(column="verified", min_value=min_verified_rate),
-    ]
-
-
-def kept_expectations() -> list[gxe.Expectation]:
-    """The kept samples (data/verified.parquet), as a later stage reads them: verified rows only, possibly none."""
-    return [*_verified_rows(), gxe.ExpectColumnValuesToBeInSet(column="verified", value_set=[True])]
-
-
-def scored_expectations(ranges: Mapping[str, tuple[float | None, float | None]]) -> list[gxe.Expectation]:
-    """Verified rows with one finite score column per acquisition reward, each within its range (None: unbounded
-    on that side), and the combined `acquisition_score`."""
-    return [
-        *_verified_rows(),
-        *[check for name, (low, high) in ranges.items() for check in _finite_float(name, low, high)],
-        *_finite_float("acquisition_score"),
-    ]
-
-
-def selected_expectations(rewards: Iterable[str]) -> list[gxe.Expectation]:
-    """The fine-tuning set: at least one row, unique ids, non-empty text fields (the prompt and completion the
-    student is trained on included); `selection_score` finite, or null (seed-only and random arms have none); the
-    provenance of synthetic samples (seed id, generator, each reward in `rewards` and the combined score), null for
-    seed and pool samples."""
-    checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1),
-                                     gxe.ExpectColumnValuesToBeUnique(column="id"),
-                                     *_finite_float("selection_score", nullable=True)]
-    for name in ("id", "source", "question", "reasoning", "answer", "prompt", "completion"):
-        checks += [*_column(name, STR_TYPES), gxe.ExpectColumnValueLengthsToBeBetween(column=name, min_value=1)]
-    for name in ("seed_id", "generator"):
-        checks += _column(name, STR_TYPES, nullable=True)
-    for name in (*rewards, "acquisition_score"):
-        checks += _finite_float(name, nullable=True)
-    return checks
-
-
-def metrics_expectations(columns: Iterable[str]) -> list[gxe.Expectation]:
-    """A one-row metrics table. Pass the table's columns: the suite checks those ending in "accuracy"."""
-    checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToEqual(value=1)]
-    for name in columns:
-        if name.endswith("accuracy"):
-            checks += _finite_float(name, 0.0, 1.0)
-    return checks
 
 
 # --- validation ------------------------------------------------------------------------------------
@@ -299,7 +128,7 @@ def _describe(result: Any) -> str:
     kwargs.pop("batch_id", None)
     condition = kwargs.pop("row_condition", None)
     args = ", ".join(f"{k.removesuffix('_value')}={_plain(v)!r}" for k, v in kwargs.items())
-    where = f" where {_conditions.deserialize_row_condition(condition)!r}" if condition else ""
+    where = f" where {row_conditions.deserialize_row_condition(condition)!r}" if condition else ""
     head = f"{column}: {config.type}({args}){where}"
 
     error = _exception_message(result.exception_info)

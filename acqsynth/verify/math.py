@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from acqsynth.domains.math import answers_match, format_number, parse_number, question_quantities, solve_word_problem
+from acqsynth.domains.math.answers import answers_match, format_number, parse_number, question_quantities
+from acqsynth.domains.math.problems import solve_word_problem
 from acqsynth.domains.sample import Verdict
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
