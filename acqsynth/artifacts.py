@@ -179,9 +179,48 @@ def content_hash_of_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Artifacts this large have their hash remembered (HASH_CACHE): re-reading a model on every cache check costs
+# seconds per gigabyte, which DVC avoids the same way.
+CACHED_HASH_BYTES = 16 << 20
+
+
+def hash_cache() -> Path | None:
+    """Where content hashes of large artifacts are remembered: $ACQSYNTH_HASH_CACHE, else
+    $XDG_CACHE_HOME/acqsynth/content-hashes.sqlite (~/.cache by default); ACQSYNTH_HASH_CACHE="" turns it off."""
+    chosen = os.environ.get("ACQSYNTH_HASH_CACHE")
+    if chosen is not None:
+        return Path(chosen) if chosen else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "acqsynth" / "content-hashes.sqlite"
+
+
+def _remembered(path: Path, signature: str, compute) -> str:
+    """The hash recorded for path under this signature, else `compute()`, recorded. The cache is only an aid: if
+    it cannot be read or written, the hash is computed."""
+    import sqlite3
+
+    where = hash_cache()
+    if where is None:
+        return compute()
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(where, timeout=30) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, signature TEXT, digest TEXT)")
+            row = db.execute("SELECT digest FROM hashes WHERE path = ? AND signature = ?",
+                             (str(path.resolve()), signature)).fetchone()
+        if row is not None:
+            return row[0]
+        digest = compute()
+        with sqlite3.connect(where, timeout=30) as db:
+            db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?)", (str(path.resolve()), signature, digest))
+        return digest
+    except (sqlite3.Error, OSError):
+        return compute()
+
+
 def content_hash(path: Path) -> str:
-    """sha256 over a file, or over every file of a directory (relative names and bytes, in sorted order)."""
-    digest = hashlib.sha256()
+    """sha256 over a file, or over every file of a directory (relative names and bytes, in sorted order). For a
+    large artifact it is remembered under the name, size, mtime, ctime and inode of each of its files, which any
+    write, rename or replacement changes (so a file changed in place is hashed again)."""
     if path.is_file():
         files = [path]
         base = path.parent
@@ -190,9 +229,19 @@ def content_hash(path: Path) -> str:
         base = path
     else:
         raise ArtifactError(f"{path}: not found; cannot hash a missing artifact")
-    for file in files:
-        digest.update(str(file.relative_to(base)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+
+    def compute() -> str:
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(str(file.relative_to(base)).encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
+    stats = [(str(file.relative_to(base)), file.stat()) for file in files]
+    if sum(stat.st_size for _, stat in stats) < CACHED_HASH_BYTES:
+        return compute()
+    signature = json.dumps([(name, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+                            for name, stat in stats])
+    return _remembered(path, hashlib.sha256(signature.encode()).hexdigest(), compute)

@@ -560,6 +560,23 @@ def profile_params(profile: str) -> dict[str, Any]:
     return resolve({"profile": profile}, f"profile {profile!r}").model_dump(mode="json")
 
 
+def differences_from_profile(config: PipelineConfig) -> list[str]:
+    """Each value of `config` that is not its profile's, as `key.path: value (profile <name>: value)`: what a
+    params file changed from the profile it names, which is otherwise a label that other values may contradict."""
+    shipped = profile_params(config.profile)
+    found: list[str] = []
+
+    def walk(ours: Any, theirs: Any, key: str) -> None:
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            for name in sorted(set(ours) | set(theirs)):
+                walk(ours.get(name), theirs.get(name), f"{key}.{name}" if key else name)
+        elif ours != theirs:
+            found.append(f"{key}: {ours!r} (profile {config.profile}: {theirs!r})")
+
+    walk(config.model_dump(mode="json"), shipped, "")
+    return found
+
+
 def write_params(path: Path | str, values: dict[str, Any]) -> None:
     from acqsynth.artifacts import atomic_write_text  # imports pandas: kept out of validating params
 

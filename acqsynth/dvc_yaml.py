@@ -63,8 +63,9 @@ def _plots() -> list[str]:
         lines += [f"  - Comparison ({domain}), in-domain accuracy per arm:", "      template: bar_horizontal",
                   "      x: accuracy", "      y:", f"        {out / comparison_report.ARMS_TABLE}: arm",
                   "      x_label: in-domain accuracy", "      y_label: arm"]
-        lines += [f"  - {out / name}" for name in (comparison_report.ACCURACY_PLOT, comparison_report.REWARDS_PLOT,
-                                                      comparison_report.DIAGNOSTICS_PLOT)]
+        images = (comparison_report.ACCURACY_PLOT, comparison_report.FOREST_PLOT, comparison_report.REWARDS_PLOT,
+                  comparison_report.DIAGNOSTICS_PLOT)
+        lines += [f"  - {out / name}" for name in images]
     return lines
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from acqsynth import progress
 from acqsynth.config import FinetuneConfig
-from acqsynth.models.loading import LoadedModel, best_device
+from acqsynth.models.loading import LoadedModel, best_device, save_checkpoint
 from acqsynth.resume import last_checkpoint
 
 
@@ -59,10 +60,9 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
     trainer = SFTTrainer(model=student.model, args=args, train_dataset=sft_dataset(samples),
                          processing_class=student.tokenizer, peft_config=_lora(config))
     last, resumed_step = last_checkpoint(checkpoints)
-    trainer.train(resume_from_checkpoint=last)
+    progress.train(trainer, "SFT of the student", resume_from_checkpoint=last)
     # A LoRA adapter is merged into the weights: every later stage loads a plain checkpoint.
     model = trainer.model.merge_and_unload() if config.lora is not None else trainer.model
     model.eval()
-    model.save_pretrained(output_dir)
-    student.tokenizer.save_pretrained(output_dir)
+    save_checkpoint(model, student.tokenizer, output_dir)
     return [entry for entry in trainer.state.log_history if "loss" in entry], resumed_step

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -15,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acqsynth import artifacts
+from acqsynth import artifacts, progress
 from acqsynth.acquisition.combine import combine, combined_bounds
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
-from acqsynth.models.loading import LoadedModel, best_device
+from acqsynth.models.loading import LoadedModel, best_device, save_checkpoint
 from acqsynth.resume import last_checkpoint
 from acqsynth.domains import domain_module
 from acqsynth.domains.sample import parse_sample
@@ -258,7 +259,6 @@ def train_generator(
         use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
         activation_checkpointing=False,  # TRL defaults it on (and deprecates the old name)
-        disable_tqdm=False,
         **grpo_vllm_kwargs(config.use_vllm),
     )
     scored_reference = None if reference is None else reference_scores(scorer, config.reward, reference)
@@ -277,11 +277,13 @@ def train_generator(
         train_dataset=Dataset.from_pandas(prompts[["prompt_id", "prompt"]], preserve_index=False),
         processing_class=generator.tokenizer,
     )
-    with _sampling_with_calculator(generator, calculator):
-        trainer.train(resume_from_checkpoint=last)
+    with _sampling_with_calculator(generator, calculator), warnings.catch_warnings():
+        # Raised inside the libraries at each checkpoint (peft reads transformers' deprecated alias), not by a call
+        # of ours: nothing a user could act on.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        progress.train(trainer, "GRPO on the generator", resume_from_checkpoint=last)
     generator.model.eval()
-    generator.model.save_pretrained(output_dir)
-    generator.tokenizer.save_pretrained(output_dir)
+    save_checkpoint(generator.model, generator.tokenizer, output_dir)
     rollouts = pd.DataFrame(reward.rollouts, columns=ROLLOUT_COLUMNS)
     # all None (no acquisition weight, or a missing reference) would be an object column: NaN in a float one
     rollouts["acquisition_percentile"] = pd.to_numeric(rollouts["acquisition_percentile"]).astype(float)

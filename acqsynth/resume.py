@@ -87,16 +87,15 @@ def run_in_shards(store: ShardStore, n_items: int, shard_size: int, compute: Sha
     written in shard order, as they come, so the stored shards of a killed run are always the ones it had reached.
     Only a `compute` that is a pure function of its shard may be mapped: state it changes in a worker (e.g. the
     diversity archive of acquisition scoring) never comes back to this process."""
-    from rich.progress import Progress
+    from acqsynth.progress import progress
 
     n_shards = -(-n_items // shard_size)
     bounds = [(shard, shard * shard_size, min(n_items, (shard + 1) * shard_size)) for shard in range(n_shards)]
     missing = [bound for bound in bounds if not store.done(bound[0])]
     pending = {shard for shard, _, _ in missing}
     frames = iter((map_shards or map_sequentially)(compute, missing))
-    with Progress() as progress:
-        task = progress.add_task(description, total=n_items)
-        for shard, _, stop in bounds:
+    with progress(description, n_items) as bar:
+        for shard, start, stop in bounds:
             if shard in pending:
                 frame = next(frames, None)
                 if frame is None:
@@ -104,7 +103,7 @@ def run_in_shards(store: ShardStore, n_items: int, shard_size: int, compute: Sha
                 store.write(shard, frame)
             elif on_done is not None:
                 on_done(store.read(shard))
-            progress.update(task, completed=stop)
+            bar.advance(stop - start)
     # Also lets a mapper that is a generator leave its `with` blocks (stop its workers) now.
     if next(frames, None) is not None:
         raise RuntimeError(f"{description}: the shard mapper returned more frames than the {len(missing)} shards")

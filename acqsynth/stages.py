@@ -31,6 +31,8 @@ from acqsynth.domains import DOMAIN_NAMES, domain_module
 from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
 from acqsynth.domains.sample import student_completion
 from acqsynth.domains.sample import student_prompt, unique_questions
+from acqsynth.models.cards import write_model_card
+from acqsynth.models.loading import save_checkpoint
 from acqsynth.quality import gates
 from acqsynth.quality.suites.examples import EXAMPLE_COLUMNS, examples_expectations
 from acqsynth.quality.suites.generated import generated_expectations
@@ -328,22 +330,22 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             student = tiny.build_llama(cfg.tiny, tokenizer, cfg.max_length, config.data_seed)
             losses = tiny.pretrain(student, tokenizer, stu_pairs, cfg.student_pretrain, cfg.max_length,
                                    config.data_seed, "pre-train student")
-            tiny.save_checkpoint(student, tokenizer, staged / "student")
+            save_checkpoint(student, tokenizer, staged / "student")
             metrics["student_final_pretrain_loss"] = sum(losses[-20:]) / len(losses[-20:])
         else:
             loaded = load_model(cfg.student)
-            tiny.save_checkpoint(loaded.model, loaded.tokenizer, staged / "student")
+            save_checkpoint(loaded.model, loaded.tokenizer, staged / "student")
         if cfg.generator == TINY:
             # Starting from the pre-trained student, the generator can already do what it will write about.
             generator_model = (copy.deepcopy(student) if student is not None
                                else tiny.build_llama(cfg.tiny, tokenizer, cfg.max_length, config.data_seed))
             losses = tiny.pretrain(generator_model, tokenizer, gen_pairs, cfg.generator_pretrain, cfg.max_length,
                                    config.data_seed, "pre-train generator")
-            tiny.save_checkpoint(generator_model, tokenizer, staged / "generator")
+            save_checkpoint(generator_model, tokenizer, staged / "generator")
             metrics["generator_final_pretrain_loss"] = sum(losses[-20:]) / len(losses[-20:])
         else:
             loaded = load_model(cfg.generator)
-            tiny.save_checkpoint(loaded.model, loaded.tokenizer, staged / "generator")
+            save_checkpoint(loaded.model, loaded.tokenizer, staged / "generator")
         generator = load_model(staged / "generator")
         base_student = load_model(staged / "student")
         for domain in DOMAIN_NAMES:
@@ -360,6 +362,15 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
         _gate(pd.DataFrame([metrics]), metrics_expectations(metrics), "build_models_metrics",
               layout.stage_metrics("build_models"), layout)
+        for role, source in (("student", cfg.student), ("generator", cfg.generator)):
+            made = (f"A tiny Llama built here and pre-trained on the pretrain split of all three domains "
+                    f"({'student answers' if role == 'student' else 'new samples from seed examples'})."
+                    if source == TINY else f"`{source}`, copied in.")
+            write_model_card(staged / role, f"acqsynth base {role}", made,
+                             {"pretrain split": artifacts.content_hash(layout.split("pretrain"))}
+                             if source == TINY else {"model": source}, cfg.model_dump(mode="json"),
+                             {name: value for name, value in metrics.items() if name.startswith(role)
+                              or f"base_{role}" in name})
     return metrics
 
 
@@ -443,19 +454,28 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             shutil.copytree(layout.base_generator, staged_model)
             rollouts, resumed_from = pd.DataFrame(columns=ROLLOUT_COLUMNS), 0
             artifacts.write_table(layout.rollouts, rollouts)
+        curve = reward_curve(rollouts) if trained else pd.DataFrame(columns=CURVE_COLUMNS)
+        metrics = {
+            "steps": int(len(curve)),
+            "resumed_from_step": resumed_from,
+            "rollouts": int(len(rollouts)),
+            "first_step_mean_reward": float(curve["mean_reward"].iloc[0]) if trained else None,
+            "last_step_mean_reward": float(curve["mean_reward"].iloc[-1]) if trained else None,
+            "parse_rate": float(rollouts["parsed"].mean()) if trained else None,
+            "verified_rate": float(rollouts["verified"].mean()) if trained else None,
+            "informative_group_rate": float(curve["informative_group_rate"].mean()) if trained else None,
+        }
+        if trained:  # untrained, it is the base generator byte for byte, its card included
+            write_model_card(
+                staged_model, "acqsynth GRPO generator",
+                f"The base generator after {cfg.max_steps} GRPO steps on {config.domain} seed prompts, rewarded by "
+                f"acquisition on the base student ({cfg.reward.mode} mode, weights {dict(cfg.reward.weights)}).",
+                {"base models": artifacts.content_hash(layout.base_models),
+                 "seed split": artifacts.content_hash(layout.split("seed"))},
+                {"domain": config.domain, "seed": config.seed, "policy_update": cfg.model_dump(mode="json")},
+                {name: value for name, value in metrics.items() if value is not None})
     artifacts.discard(checkpoints)
-    curve = reward_curve(rollouts) if trained else pd.DataFrame(columns=CURVE_COLUMNS)
     artifacts.atomic_write_text(layout.reward_curve, curve.to_csv(index=False))
-    metrics = {
-        "steps": int(len(curve)),
-        "resumed_from_step": resumed_from,
-        "rollouts": int(len(rollouts)),
-        "first_step_mean_reward": float(curve["mean_reward"].iloc[0]) if trained else None,
-        "last_step_mean_reward": float(curve["mean_reward"].iloc[-1]) if trained else None,
-        "parse_rate": float(rollouts["parsed"].mean()) if trained else None,
-        "verified_rate": float(rollouts["verified"].mean()) if trained else None,
-        "informative_group_rate": float(curve["informative_group_rate"].mean()) if trained else None,
-    }
     return metrics
 
 
@@ -812,11 +832,19 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                                config.seed)
     with _staged(layout.finetuned_student) as staged:
         log, resumed_from = finetune_student(student, samples, config.finetune, staged, checkpoints, config.seed)
+        losses = pd.DataFrame([{"step": entry["step"], "loss": entry["loss"]} for entry in log])
+        metrics = {"n_samples": len(samples), "steps": int(len(losses)), "resumed_from_step": resumed_from,
+                   "final_loss": float(losses["loss"].iloc[-1]) if len(losses) else None}
+        write_model_card(staged, "acqsynth fine-tuned student",
+                         f"The base student after SFT on data/selected.parquet ({len(samples)} samples, "
+                         f"{config.select.source} data, {config.select.method} selection; the report gives its "
+                         "accuracy before and after).",
+                         {"base student": artifacts.content_hash(layout.base_student),
+                          "training set (data/selected.parquet)": artifacts.content_hash(layout.selected)},
+                         {"seed": config.seed, "finetune": config.finetune.model_dump(mode="json")},
+                         {name: value for name, value in metrics.items() if value is not None})
     artifacts.discard(checkpoints)
-    losses = pd.DataFrame([{"step": entry["step"], "loss": entry["loss"]} for entry in log])
     artifacts.atomic_write_text(layout.loss_curve, losses.to_csv(index=False))
-    metrics = {"n_samples": len(samples), "steps": int(len(losses)), "resumed_from_step": resumed_from,
-               "final_loss": float(losses["loss"].iloc[-1]) if len(losses) else None}
     return metrics
 
 

@@ -12,9 +12,9 @@ import typer
 import yaml
 
 import flows  # noqa: F401  (local Prefect environment first)
-from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, load_config, profile_params, read_params,
-                             resolve, unknown_name, write_params)
-from acqsynth.artifacts import WorkspaceBusy, workspace_lock
+from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, differences_from_profile, load_config, profile_params,
+                             read_params, resolve, unknown_name, write_params)
+from acqsynth.artifacts import WorkspaceBusy, read_json, workspace_lock
 from acqsynth.stages import PIPELINE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -177,6 +177,37 @@ def check(profile: Annotated[str | None, typer.Option(help=f"check a profile ({s
     if problems:
         _fail(ConfigError(f"{where}: valid, but models are missing:\n  " + "\n  ".join(problems)))
     typer.echo(f"{where}: valid (profile {config.profile}); models present")
+    _say_differences(where, config)
+
+
+def _say_differences(where: str, config) -> None:
+    """Name the values that are not the profile's, so the profile is never a label that the values contradict."""
+    if differences := differences_from_profile(config):
+        typer.secho(f"{where}: {len(differences)} value(s) differ from profile {config.profile}:\n  "
+                    + "\n  ".join(differences), fg=typer.colors.YELLOW)
+
+
+def run_headline(report: dict) -> str:
+    """The run's result in one line, from metrics/report.json: in-domain accuracy before -> after, forgetting on the
+    other domains, and the verified rate."""
+    gain = report["in_domain_after_accuracy"] - report["in_domain_before_accuracy"]
+    forgetting = ", ".join(f"{key.removeprefix('forgetting_drop_')} {100 * value:+.1f}"
+                           for key, value in report.items() if key.startswith("forgetting_drop_"))
+    return (f"{report['domain']}: in-domain accuracy {100 * report['in_domain_before_accuracy']:.1f}% -> "
+            f"{100 * report['in_domain_after_accuracy']:.1f}% ({100 * gain:+.1f} pts); forgetting (drop, pts): "
+            f"{forgetting}; verified {100 * report['verified_rate']:.1f}% of the generated samples")
+
+
+def run_url(flow_run_id) -> str | None:
+    """The run's page in the Prefect UI, when a server is set (a temporary server is gone when the run ends)."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        return None
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
 
 
 @app.command()
@@ -186,17 +217,19 @@ def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"
     with _locked():
         try:
             _select_profile(params, profile, force)
-            load_config(params)
+            _say_differences(str(params), load_config(params))
         except ConfigError as error:
             _fail(error)
-        from prefect import tags
+        from flows.pipeline import pipeline
 
-        from flows.pipeline import pipeline, run_tags
-
-        with _reported(), tags(*run_tags(load_config(params))):
-            pipeline(params_path=str(params), root=".")
+        with _reported():
+            state = pipeline(params_path=str(params), root=".", return_state=True)
+            state.result()  # a failed run raises its error here
     layout = Layout()
-    typer.echo("\nDone. Where things are:")
+    typer.echo(f"\n{run_headline(read_json(layout.stage_metrics('report')))}")
+    if (url := run_url(state.state_details.flow_run_id)) is not None:
+        typer.echo(f"Prefect run: {url}")
+    typer.echo("Where things are:")
     for what, path in (("report", layout.report), ("metrics", layout.metrics), ("data", layout.root / "data"),
                        ("checkpoints", layout.root / "models"), ("quality gate results", layout.quality_reports)):
         typer.echo(f"  {what:<22} {path.resolve()}")
@@ -240,14 +273,15 @@ def stage(name: Annotated[str, typer.Argument(help=" | ".join(STAGE_NAMES))],
     if name not in STAGE_NAMES:
         _fail(ValueError(unknown_name("stage", name, STAGE_NAMES)))
     try:
-        load_config(params)
+        config = load_config(params)
     except ConfigError as error:
         _fail(error)
-    from prefect import tags
+    if differences := differences_from_profile(config):  # one line: dvc repro runs this once per stage
+        typer.secho(f"{params}: {len(differences)} value(s) differ from profile {config.profile} (`acqsynth check` "
+                    "lists them)", fg=typer.colors.YELLOW)
+    from flows.pipeline import stage as stage_flow
 
-    from flows.pipeline import run_tags, stage as stage_flow
-
-    with _locked(), _reported(), tags(*run_tags(load_config(params)), f"stage:{name}"):
+    with _locked(), _reported():
         stage_flow(name=name, params_path=str(params), root=".")
 
 

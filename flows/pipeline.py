@@ -35,11 +35,58 @@ def record_in_dvc(root: Path, config: PipelineConfig) -> str | None:
     return None
 
 
+def _embedded_images(markdown: str, directory: Path) -> str:
+    """The markdown with each local PNG it shows inlined as a data URI: a Prefect artifact is stored text, where a
+    relative image path points nowhere."""
+    import base64
+    import re
+
+    def inline(match: re.Match[str]) -> str:
+        path = directory / match[2]
+        if not path.is_file():
+            return match[0]
+        return f"![{match[1]}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^):]+\.png)\)", inline, markdown)
+
+
+def publish_run(root: Path, results: dict[str, dict[str, Any]]) -> None:
+    """What the run page in the Prefect UI shows besides the logs: the report with its plot, a table of each stage's
+    headline metrics, and links to the report, data, checkpoints and quality gate results."""
+    from prefect.artifacts import create_link_artifact, create_table_artifact
+
+    layout = Layout(root)
+    publish_report(root)
+    create_table_artifact([{"stage": name, "seconds": result["metrics"].get("seconds"),
+                            "headline": headline(result["metrics"])} for name, result in results.items()],
+                          key="acqsynth-stage-metrics", description="Each stage's wall time and first metrics "
+                          "(the whole of them: metrics/<stage>.json)")
+    for key, text, path in (("acqsynth-report-file", "report", layout.report), ("acqsynth-data", "data",
+                            layout.root / "data"), ("acqsynth-checkpoints", "checkpoints", layout.root / "models"),
+                            ("acqsynth-quality", "quality gate results", layout.quality_reports)):
+        if path.exists():
+            create_link_artifact(path.resolve().as_uri(), link_text=f"{text}: {path.resolve()}", key=key)
+
+
 def publish_report(root: Path) -> None:
     report = Layout(root).report
     if report.is_file():
-        create_markdown_artifact(report.read_text(encoding="utf-8"), key="acqsynth-report",
-                                 description="Summary of the pipeline run")
+        create_markdown_artifact(_embedded_images(report.read_text(encoding="utf-8"), report.parent),
+                                 key="acqsynth-report", description="Summary of the pipeline run")
+
+
+def describe_run(config: PipelineConfig, root: Path, *extra_tags: str) -> None:
+    """Tags (run_tags) and the resolved parameters on the flow run, however it was started (the CLI, a deployment,
+    a test): a run's profile, domain, seed and code revision can be filtered on and its values read in the UI."""
+    import yaml
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted({*current.tags, *run_tags(config, root), *extra_tags}))
+    create_markdown_artifact(f"```yaml\n{yaml.safe_dump(config.model_dump(mode='json'), sort_keys=False)}```\n",
+                             key="acqsynth-parameters", description="The run's resolved parameters")
 
 
 def run_name() -> str:
@@ -52,9 +99,11 @@ def run_name() -> str:
     return f"{stage}{config.profile} {config.domain} seed {config.seed}"
 
 
-def run_tags(config: PipelineConfig) -> list[str]:
-    """Tags to filter runs by in the Prefect UI."""
-    return [f"profile:{config.profile}", f"domain:{config.domain}", f"seed:{config.seed}"]
+def run_tags(config: PipelineConfig, root: Path) -> list[str]:
+    """Tags to filter runs by in the Prefect UI: profile, target domain, seed and, in a git checkout, the revision."""
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    git = [f"git:{revision.stdout.strip()}"] if revision.returncode == 0 and revision.stdout.strip() else []
+    return [f"profile:{config.profile}", f"domain:{config.domain}", f"seed:{config.seed}", *git]
 
 
 def headline(metrics: dict[str, Any], limit: int = 6) -> str:
@@ -69,12 +118,13 @@ def headline(metrics: dict[str, Any], limit: int = 6) -> str:
 def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     """Every stage in order, each cached on its inputs; then dvc.lock records the result."""
     config = load_config(Path(root) / params_path)
+    describe_run(config, Path(root))
     logger = get_run_logger()
     results = {}
     for stage_task in stage_tasks.PIPELINE:
         results[stage_task.name] = run_stage_task(stage_task, config, root)
         logger.info("%s: %s", stage_task.name, headline(results[stage_task.name]["metrics"]))
-    publish_report(Path(root))
+    publish_run(Path(root), results)
     if (not_recorded := record_in_dvc(Path(root), config)) is not None:
         logger.warning(not_recorded)
     return {name: result["metrics"] for name, result in results.items()}
@@ -83,6 +133,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".") -> dict[str, Any
 @flow(name="acqsynth-stage", flow_run_name=run_name)
 def stage(name: str, params_path: str = "params.yaml", root: str = ".") -> dict[str, Any]:
     config = load_config(Path(root) / params_path)
+    describe_run(config, Path(root), f"stage:{name}")
     stage_task = next(t for t in stage_tasks.PIPELINE if t.name == name)
     result = run_stage_task(stage_task, config, root)
     if name == "report":

@@ -22,6 +22,9 @@ from acqsynth.config import Layout, PipelineConfig
 from acqsynth.quality.gates import GateFailed
 from acqsynth.resume import ShardMapper
 from acqsynth.stages import Stage
+from tasks.prefect_env import send_progress_to_runs
+
+send_progress_to_runs()  # here, with Prefect imported anyway: `acqsynth --help` need not import it
 
 DECLARATIONS = {stage.name: stage for stage in stages.PIPELINE}
 

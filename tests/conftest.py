@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# The tests remember large artifacts' hashes in a cache of their own, not the user's.
+os.environ.setdefault("ACQSYNTH_HASH_CACHE", str(Path(tempfile.mkdtemp(prefix="acqsynth-hashes-")) / "hashes.sqlite"))
 
 
 @pytest.fixture(scope="session")

@@ -94,3 +94,30 @@ def test_exact_columns_name_the_unexpected_ones(tmp_path):
     assert list(artifacts.read_table(path, ["id", "question"]).columns) == ["id", "question", "notes"]
     with pytest.raises(artifacts.ArtifactError, match=r"seed.parquet: unexpected columns \['notes'\]"):
         artifacts.read_table(path, ["id", "question"], exact=True)
+
+
+def test_a_large_artifacts_hash_is_remembered_until_a_file_of_it_changes(tmp_path, monkeypatch):
+    import sqlite3
+
+    cache = tmp_path / "hashes.sqlite"
+    monkeypatch.setattr(artifacts, "CACHED_HASH_BYTES", 1000)
+    monkeypatch.setenv("ACQSYNTH_HASH_CACHE", str(cache))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 2000)
+    (model / "config.json").write_text("{}")
+    true = artifacts.content_hash(model)
+    monkeypatch.setenv("ACQSYNTH_HASH_CACHE", "")
+    assert artifacts.content_hash(model) == true  # the same value as without the cache
+    monkeypatch.setenv("ACQSYNTH_HASH_CACHE", str(cache))
+    with sqlite3.connect(cache) as db:  # what the cache says is what is used, while no file has changed
+        db.execute("UPDATE hashes SET digest = 'remembered'")
+    assert artifacts.content_hash(model) == "remembered"
+    (model / "config.json").write_text("{}")  # rewritten with the same bytes: hashed again
+    assert artifacts.content_hash(model) == true
+    (model / "weights.bin").write_bytes(b"v" * 2000)  # same size, new content
+    changed = artifacts.content_hash(model)
+    assert changed not in (true, "remembered")
+    assert artifacts.content_hash(tmp_path / "model" / "config.json") != changed  # small: never cached
+    cache.write_bytes(b"not a database")  # a broken cache is only skipped
+    assert artifacts.content_hash(model) == changed

@@ -253,8 +253,9 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs["group"]) == {"arms", "transfer", "sizes"}
     assert runs["accuracy"].between(0, 1).all()
-    for plot in ("accuracy.png", "rewards.png", "size_curve.png"):
+    for plot in ("accuracy.png", "difference_from_original.png", "rewards.png", "size_curve.png"):
         assert (out / plot).stat().st_size > 0
+        assert f"]({plot})" in report
 
 
 def test_transfer_and_size_runs_resolve(tmp_path):
@@ -375,3 +376,24 @@ def test_primary_comparisons_pair_arms_by_seed_and_question(tmp_path):
         assert (row["seeds"], row["questions"]) == (3, 300)
     assert sorted(row["interval_level"] for row in rows) == pytest.approx([0.95, 0.975])  # Holm: alpha/2, alpha
     assert "| acqsyn_learnability | original | +" in primary_markdown(rows)
+
+
+def test_a_report_with_no_finished_run_says_so(tmp_path):
+    from acqsynth.artifacts import ArtifactError
+    from acqsynth.comparison.report import DESIGN, write_report
+
+    failed = [{"arm": "original", "group": "arms", "seed": 0, "metrics": {}, "reused": False, "failed": "boom"}]
+    with pytest.raises(ArtifactError, match="experiments/math: no run of the plan has finished.*nothing to report"):
+        write_report(tmp_path, _config(), failed, "acqsynth compare", 1.0, DESIGN)
+
+
+def test_the_forest_plot_groups_arms_by_kind_around_zero(tmp_path):
+    from acqsynth.comparison.report import _arm_kind, _plot_forest
+
+    assert [_arm_kind(arm) for arm in ("random_pool", "rejection_sampling", "verify_only", "acqsyn_learnability")] \
+        == ["real data", "untrained generator", "GRPO controls", "AcquisitionSynthesis"]
+    table = results_table([_result(arm, seed, accuracy + 0.01 * seed) for seed in range(3)
+                           for arm, accuracy in (("original", 0.5), ("random_pool", 0.56), ("acqsyn_combined", 0.52))],
+                          "math")
+    _plot_forest(summary_table(table), "original", tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -182,3 +182,34 @@ def test_run_refuses_a_directory_that_is_not_a_workspace(tmp_path, monkeypatch):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "not an acqsynth workspace" in result.output, command
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_check_names_the_values_that_differ_from_the_profile(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from acqsynth.config import differences_from_profile, load_config
+    from flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml", profile_params("smoke"))
+    assert differences_from_profile(load_config(tmp_path / "params.yaml")) == []
+    assert "differ from profile" not in CliRunner().invoke(app, ["check"]).output
+    edited = profile_params("smoke")
+    edited["finetune"]["learning_rate"] = 3e-5
+    edited["seed"] = 7
+    write_params(tmp_path / "params.yaml", edited)
+    shipped = profile_params("smoke")
+    result = CliRunner().invoke(app, ["check"])
+    assert result.exit_code == 0
+    assert "params.yaml: 2 value(s) differ from profile smoke:" in result.output
+    assert f"finetune.learning_rate: 3e-05 (profile smoke: {shipped['finetune']['learning_rate']!r})" in result.output
+    assert f"seed: 7 (profile smoke: {shipped['seed']!r})" in result.output
+
+
+def test_the_run_headline_says_the_result_in_one_line():
+    from flows.cli import run_headline
+
+    line = run_headline({"domain": "math", "in_domain_before_accuracy": 0.43, "in_domain_after_accuracy": 0.405,
+                         "forgetting_drop_mcq": 0.06, "forgetting_drop_code": 0.005, "verified_rate": 0.4383})
+    assert line == ("math: in-domain accuracy 43.0% -> 40.5% (-2.5 pts); forgetting (drop, pts): mcq +6.0, code +0.5; "
+                    "verified 43.8% of the generated samples")

@@ -1,5 +1,6 @@
-"""A real Prefect flow run of the smoke profile; a second run that reuses every stage's cached result; a parameter
-change that reruns exactly the stages downstream of it, as `dvc repro` does."""
+"""A real Prefect flow run of the smoke profile (its name, tags, artifacts and progress lines read back from the
+server); a second run that reuses every stage's cached result; a parameter change that reruns exactly the stages
+downstream of it, as `dvc repro` does."""
 
 import shutil
 
@@ -25,6 +26,16 @@ def _workspace(root):
     write_params(root / "params.yaml", profile_params("smoke"))
 
 
+def _git_commit(root) -> str:
+    """Make root a git checkout of its files; its short revision."""
+    import subprocess
+
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *command], cwd=root, check=True)
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def _output_mtimes(root):
     return {p: p.stat().st_mtime_ns for p in (root / "data").rglob("*") if p.is_file()} | {
         p: p.stat().st_mtime_ns for p in (root / "models").rglob("*") if p.is_file()}
@@ -46,19 +57,36 @@ def test_pipeline_flow_runs_then_reuses_the_cache(prefect_server, tmp_path):
     from flows.pipeline import pipeline
 
     _workspace(tmp_path)
+    revision = _git_commit(tmp_path)
     state = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     first = state.result()
     assert set(first) == {stage.name for stage in PIPELINE}
     assert Layout(tmp_path).report.is_file()
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, LogFilter,
+                                                LogFilterFlowRunId)
 
     from acqsynth.config import load_config
 
     config = load_config(tmp_path / "params.yaml")
-    with get_client(sync_client=True) as client:  # named by what it ran, not by two random words
-        assert client.read_flow_run(state.state_details.flow_run_id).name == \
-            f"smoke {config.domain} seed {config.seed}"
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
+            any_=[flow_run_id])))
+        logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+            any_=[flow_run_id])), limit=200)]
+    assert run.name == f"smoke {config.domain} seed {config.seed}"  # named by what it ran, not two random words
+    assert {"profile:smoke", f"domain:{config.domain}", f"seed:{config.seed}", f"git:{revision}"} <= set(run.tags)
+    by_key = {artifact.key: artifact for artifact in found}
+    assert {"acqsynth-parameters", "acqsynth-report", "acqsynth-stage-metrics", "acqsynth-data",
+            "acqsynth-checkpoints", "acqsynth-quality", "acqsynth-report-file"} <= set(by_key)
+    assert f"domain: {config.domain}" in by_key["acqsynth-parameters"].data
+    assert "](data:image/png;base64,iVBOR" in by_key["acqsynth-report"].data  # the plot inside, not a dead link
+    assert f"]({(tmp_path / 'data').resolve().as_uri()})" in by_key["acqsynth-data"].data  # a link (markdown)
+    assert by_key["acqsynth-stage-metrics"].type == "table" and "policy_update" in by_key["acqsynth-stage-metrics"].data
+    assert any(message.startswith("pre-train student: ") and "(100%)" in message for message in logs)  # progress
     written = _output_mtimes(tmp_path)
 
     second = pipeline(params_path="params.yaml", root=str(tmp_path), return_state=True)

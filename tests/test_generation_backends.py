@@ -18,7 +18,8 @@ from acqsynth.domains.math.problems import MathDifficulty, generate_word_problem
 from acqsynth.domains.sample import student_completion, student_prompt
 from acqsynth.generation import BackendUnavailable, TransformersGenerator, grpo_vllm_kwargs, load_generator
 from acqsynth.models.loading import load_model
-from acqsynth.models.tiny import build_llama, save_checkpoint, train_tokenizer
+from acqsynth.models.loading import save_checkpoint
+from acqsynth.models.tiny import build_llama, train_tokenizer
 
 PROBLEMS = generate_word_problems(40, MathDifficulty(), seed=5)
 # Different lengths (padding) and a different last token each, so that every output names its prompt.

@@ -25,6 +25,27 @@ def test_every_stage_wrote_its_artifacts(smoke_workspace):
     assert (layout.root / "reports" / "policy_rewards.png").stat().st_size > 0
 
 
+def test_every_checkpoint_has_a_model_card_and_a_real_max_length(smoke_workspace):
+    from huggingface_hub import ModelCard
+    from transformers import AutoConfig, AutoTokenizer
+
+    layout = Layout(smoke_workspace)
+    cards = {path: ModelCard.load(path / "README.md") for path in (layout.base_generator, layout.base_student,
+                                                                    layout.policy, layout.finetuned_student)}
+    for path, card in cards.items():
+        assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-generation", path
+        assert AutoTokenizer.from_pretrained(path).model_max_length == \
+            AutoConfig.from_pretrained(path).max_position_embeddings  # not transformers' 1e30 for "unset"
+    student = cards[layout.finetuned_student].data.to_dict()["acqsynth"]
+    assert student["made_from"] == {"base student": artifacts.content_hash(layout.base_student),
+                                    "training set (data/selected.parquet)": artifacts.content_hash(layout.selected)}
+    assert student["settings"]["finetune"] == load_config(smoke_workspace / "params.yaml").finetune.model_dump(
+        mode="json")
+    assert student["results"]["n_samples"] == artifacts.read_json(layout.stage_metrics("finetune"))["n_samples"]
+    assert "math_base_student_eval_accuracy" in cards[layout.base_student].data.to_dict()["acqsynth"]["results"]
+    assert cards[layout.policy].text.lstrip().startswith("# acqsynth GRPO generator")
+
+
 def test_report_audits_the_kept_data(smoke_workspace):
     layout = Layout(smoke_workspace)
     verify = artifacts.read_json(layout.metrics / "verify.json")

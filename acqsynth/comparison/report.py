@@ -104,13 +104,31 @@ def summary_markdown(summary: pd.DataFrame, base_accuracy: float, reference: str
     return "\n".join(lines)
 
 
-def _plot_grpo_diagnostics(curves: pd.DataFrame, weakest: str | None, pool_share: float | None, path: Path) -> None:
-    """Over GRPO steps, per arm: the verified rate, the acquisition percentile against the fixed reference set, and
-    the share of the student's weakest difficulty among the verified rollouts (dashed: the real pool's)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+# The kinds of arm, in the order the forest plot groups them.
+ARM_KINDS = (("real data", ("seed_only", "random_pool", "filtered_pool")),
+             ("untrained generator", ("original", "rejection_sampling")),
+             ("GRPO controls", ("format_only", "verify_only")),
+             ("AcquisitionSynthesis", None))  # None: every acqsyn_* arm
+
+
+def _arm_kind(arm: str) -> str:
+    return next(kind for kind, arms in ARM_KINDS if (arms is None and arm.startswith("acqsyn_"))
+                or (arms is not None and arm in arms))
+
+
+def _plot_grpo_diagnostics(curves: pd.DataFrame, weakest: str | None, pool_share: float | None, path: Path) -> None:
+    """Over GRPO steps, per arm: the verified rate, the acquisition percentile against the fixed reference set, and
+    the share of the student's weakest difficulty among the verified rollouts (dashed: the real pool's)."""
+    plt = _pyplot()
 
     panels = [("verified_rate", "verified rate"), ("acquisition_percentile", "acquisition percentile vs reference")]
     if weakest is not None and f"difficulty: {weakest}" in curves:
@@ -133,10 +151,7 @@ def _plot_grpo_diagnostics(curves: pd.DataFrame, weakest: str | None, pool_share
 def _plot_accuracy(summary: pd.DataFrame, base_accuracy: float, questions: float, path: Path) -> None:
     """Each arm's mean accuracy with its CI95 over seeds, sorted, on an axis fitted to the intervals (a bar from 0
     would hide differences of a few points), beside the base student."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     ordered = summary.sort_values("accuracy")
     means = 100 * ordered["accuracy"].to_numpy()
@@ -158,24 +173,76 @@ def _plot_accuracy(summary: pd.DataFrame, base_accuracy: float, questions: float
     save_figure(figure, path)
 
 
-def _plot_curves(curves: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, path: Path) -> None:
-    import matplotlib
+def _plot_forest(summary: pd.DataFrame, reference: str, path: Path) -> None:
+    """Each arm's paired difference in accuracy from `reference` (mean and 95% t-interval over seeds, points),
+    grouped by kind of arm: what the comparison is about, on an axis of differences rather than of accuracies."""
+    plt = _pyplot()
+    rows = summary[summary["arm"] != reference].assign(kind=lambda f: f["arm"].map(_arm_kind))
+    order = {kind: index for index, (kind, _) in enumerate(ARM_KINDS)}
+    rows = rows.sort_values(["kind", "diff_vs_original"], key=lambda c: c.map(order) if c.name == "kind" else c)
+    figure, axis = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.8))
+    colours = dict(zip(order, ("tab:grey", "tab:orange", "tab:purple", "tab:blue")))
+    for position, row in enumerate(rows.itertuples()):
+        half = 0.0 if np.isnan(row.diff_ci95) else 100 * row.diff_ci95
+        axis.errorbar(100 * row.diff_vs_original, position, xerr=half, fmt="o", capsize=3, color=colours[row.kind],
+                      label=row.kind if row.kind not in axis.get_legend_handles_labels()[1] else None)
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set_yticks(range(len(rows)), rows["arm"])
+    axis.invert_yaxis()
+    axis.set_xlabel(f"in-domain accuracy minus {reference}'s at the same seed, pts")
+    seeds = int(rows["seeds"].max()) if len(rows) else 0
+    axis.set_title(f"Difference from {reference}: mean and 95% t-interval over {seeds} seeds, paired by seed",
+                   fontsize=9)
+    axis.legend(fontsize=7, loc="best")
+    axis.grid(axis="x", alpha=0.3)
+    save_figure(figure, path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 4))
-    for arm, group in curves.groupby("arm"):
-        axis.plot(group[x], group[y], marker="o" if len(group) < 10 else None, label=arm)
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel(ylabel)
-    axis.legend(fontsize=7)
+def _plot_rewards(curves: pd.DataFrame, path: Path) -> None:
+    """GRPO's mean reward per step, one panel per arm: the arms' rewards are on different scales (0/1 for
+    verify_only, ranks plus a format term for the acquisition arms), so one axis would compare nothing."""
+    plt = _pyplot()
+    names = sorted(curves["arm"].unique())
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.8 * rows), sharex=True, squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        group = curves[curves["arm"] == name]
+        axis.plot(group["step"], group["mean_reward"].rolling(5, min_periods=1).mean())
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("GRPO step")
+        axis.set_ylabel("mean reward (5-step mean)")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(names):]:
+        axis.set_visible(False)
+    figure.suptitle("GRPO mean reward per step, each arm on its own scale (means over seeds)", fontsize=10)
+    save_figure(figure, path)
+
+
+def _plot_size_curve(curve: pd.DataFrame, references: dict[str, float], path: Path) -> None:
+    """In-domain accuracy (%) against the synthetic set size, beside the base student and the baselines."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.errorbar(curve["size"], 100 * curve["mean"], yerr=np.nan_to_num(100 * curve["std"]), marker="o",
+                  capsize=3, label="random subsets of one acqsyn_combined set (± sd over seeds)")
+    for (name, accuracy), style in zip(references.items(), ("--", ":", "-.", (0, (1, 3)))):
+        label = name if name == "base student" else f"{name} at the budget"
+        axis.axhline(100 * accuracy, color="grey", linestyle=style, label=f"{label} ({100 * accuracy:.1f}%)")
+    axis.set_xscale("log")
+    axis.set_xticks(list(curve["size"]), [str(size) for size in curve["size"]])
+    axis.minorticks_off()
+    axis.set_xlabel("synthetic set size (samples)")
+    axis.set_ylabel("in-domain accuracy %")
+    axis.set_title("Accuracy against synthetic set size", fontsize=10)
+    axis.legend(fontsize=7, loc="lower right")
+    axis.grid(alpha=0.3)
     save_figure(figure, path)
 
 
 # The files of a comparison's report that dvc.yaml shows as plots (acqsynth.dvc_yaml), under report_dir.
 ARMS_TABLE = "arms.csv"
-ACCURACY_PLOT, REWARDS_PLOT, DIAGNOSTICS_PLOT = "accuracy.png", "rewards.png", "grpo_diagnostics.png"
+ACCURACY_PLOT, FOREST_PLOT = "accuracy.png", "difference_from_original.png"
+REWARDS_PLOT, DIAGNOSTICS_PLOT, SIZE_PLOT = "rewards.png", "grpo_diagnostics.png", "size_curve.png"
 
 
 def report_dir(root: Path, domain: str) -> Path:
@@ -187,6 +254,10 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     """reports/compare/<domain>/: report.md, per-run and per-arm CSVs (DVC plots) and PNG plots."""
     out = report_dir(root, config.domain)
     table = results_table(results, config.domain)
+    if table.empty:
+        raise artifacts.ArtifactError(
+            f"{root / 'experiments' / config.domain}: no run of the plan has finished, or every finished one is "
+            "stale or damaged (see the warnings above): nothing to report")
     base_accuracy = float(table["before"].iloc[0]) if len(table) else float("nan")
     main = table[table["group"] == "arms"]
     summary = summary_table(main)
@@ -197,6 +268,8 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     artifacts.atomic_write_text(out / "summary.json",
                                 json.dumps({**summary_json(main), "primary_comparisons": primary}, indent=2) + "\n")
     _plot_accuracy(summary, base_accuracy, _eval_n(results), out / ACCURACY_PLOT)
+    if "original" in set(summary["arm"]) and len(summary) > 1:
+        _plot_forest(summary, "original", out / FOREST_PLOT)
     grpo_arms = [arm.name for arm in main_arms(config) if "policy_update" in arm.stages and arm.name != "original"
                  and arm.name != "rejection_sampling"]
     curves = reward_curves(root, config, grpo_arms, config.compare.seeds)
@@ -208,7 +281,7 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
     pool_share = (float(pool[f"difficulty_{weakest}"].mean())
                   if weakest is not None and len(pool) and f"difficulty_{weakest}" in pool else None)
     if len(curves):
-        _plot_curves(curves, "step", "mean_reward", "GRPO step", "mean reward (over seeds)", out / REWARDS_PLOT)
+        _plot_rewards(curves, out / REWARDS_PLOT)
         _plot_grpo_diagnostics(curves, weakest, pool_share, out / DIAGNOSTICS_PLOT)
     sections = [
         f"# Comparison of arms: profile `{config.profile}`, target domain `{config.domain}`",
@@ -224,6 +297,8 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         summary_markdown(summary, base_accuracy),
         "",
         f"![accuracy per arm]({ACCURACY_PLOT})",
+        "",
+        f"![difference from original per arm]({FOREST_PLOT})",
         "",
         "## What each arm's data is",
         "",
@@ -257,12 +332,14 @@ def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any
         sizes = sizes.assign(size=sizes["arm"].str.removeprefix("size_").astype(int))
         curve = sizes.groupby("size", as_index=False)["accuracy"].agg(["mean", "std", "count"])
         artifacts.atomic_write_text(out / "size_curve.csv", curve.to_csv(index=False))
-        _plot_curves(sizes.groupby("size", as_index=False)["accuracy"].mean().assign(arm="acqsyn_combined"),
-                     "size", "accuracy", "synthetic set size", "in-domain accuracy", out / "size_curve.png")
+        baselines = [arm for arm in ("original", "random_pool") if arm in set(main["arm"])]
+        references = {"base student": base_accuracy,
+                      **{arm: float(main[main["arm"] == arm]["accuracy"].mean()) for arm in baselines}}
+        _plot_size_curve(curve, references, out / SIZE_PLOT)
         sections += ["## Low to high resource: accuracy against synthetic set size", "",
                      "| size | accuracy % | seeds |", "|---|---|---|",
                      *[f"| {row.size} | {100 * row.mean:.1f} | {row.count} |" for row in curve.itertuples()],
-                     "", "![size curve](size_curve.png)", ""]
+                     "", f"![size curve]({SIZE_PLOT})", ""]
     if len(curves):
         sections += ["## GRPO reward curves", "", f"![GRPO mean reward per step]({REWARDS_PLOT})", "",
                      "Over GRPO steps (means over seeds, 5-step rolling): the verified rate; the acquisition "

@@ -34,16 +34,15 @@ def generate(
     """Greedy when temperature is 0, else sampling. Seed torch beforehand for reproducible samples. With
     `calculator`, calculator annotations get their values forced (`acqsynth.generation.calculator`)."""
     import torch
-    from rich.progress import Progress
     from transformers import LogitsProcessorList
 
     from acqsynth.generation.calculator import CalculatorLogitsProcessor
+    from acqsynth.progress import progress
 
     tokenizer.padding_side = "left"
     results: list[Generation] = []
     batches = range(0, len(prompts), batch_size)
-    with Progress(disable=description is None) as progress:
-        task = progress.add_task(description or "", total=len(prompts))
+    with progress(description, len(prompts)) as bar:
         for start in batches:
             chunk = list(prompts[start : start + batch_size])
             inputs = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -70,7 +69,7 @@ def generate(
                 text = tokenizer.decode(new_tokens[row, :length], skip_special_tokens=True)
                 row_margins = margins[row, :length].tolist() if margins is not None else []
                 results.append(Generation(text=text, margins=row_margins))
-            progress.update(task, advance=len(chunk))
+            bar.advance(len(chunk))
     return results
 
 

@@ -107,3 +107,18 @@ def missing_model(source: str) -> str | None:
     if not any(isinstance(path, str) for path in cached[1:]):
         return f"{source}: config.json is cached but no weights; download the whole model (`hf download {source}`)"
     return None
+
+
+# What transformers sets as a tokenizer's model_max_length when nothing says (int(1e30)): no length at all.
+_UNSET_LENGTH = 10**20
+
+
+def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
+    """The one way a checkpoint is written: weights and tokenizer, the tokenizer's `model_max_length` the model's
+    context length when it had none (a tiny tokenizer built here), so that truncation works as users expect."""
+    path.mkdir(parents=True, exist_ok=True)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context and tokenizer.model_max_length >= _UNSET_LENGTH:
+        tokenizer.model_max_length = context
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)

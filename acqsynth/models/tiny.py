@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from acqsynth.config import PretrainConfig, TinyModelConfig
@@ -81,7 +80,8 @@ def pretrain(
     """Causal-LM training on (prompt, completion) pairs, loss on the completion and its end-of-sequence token.
     Returns the loss of every step."""
     import torch
-    from rich.progress import Progress
+
+    from acqsynth.progress import progress
 
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -105,8 +105,7 @@ def pretrain(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     model.train()
     losses: list[float] = []
-    with Progress() as progress:
-        task = progress.add_task(description, total=config.steps)
+    with progress(description, config.steps) as bar:
         for _ in range(config.steps):
             batch = [encoded[rng.randrange(len(encoded))] for _ in range(config.batch_size)]
             width = max(len(ids) for ids, _ in batch)
@@ -124,12 +123,6 @@ def pretrain(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
-            progress.update(task, advance=1, description=f"{description} loss {loss.item():.3f}")
+            bar.advance(1, f"loss {loss.item():.3f}")
     model.eval()
     return losses
-
-
-def save_checkpoint(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import logging
 import math
 import threading
 import time
@@ -67,6 +68,8 @@ _LOCK = threading.Lock()
 def _batch_definition() -> tuple[AbstractDataContext, BatchDefinition]:
     # One ephemeral context and one dataframe asset per process; each run passes its frame as a
     # batch parameter, so only the suite differs between validations.
+    # GX logs an INFO line per context ("Created temporary directory ... for ephemeral docs site"): not news.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = _Imported("great_expectations.data_context.types.base").ProgressBarsConfig(
         globally=False)
