@@ -68,8 +68,10 @@ def train(trainer: Any, description: str, **train_kwargs: Any) -> Any:
             self.step = state.global_step
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = logs or {}
-            self.note = ", ".join(f"{key} {float(logs[key]):.3g}" for key in ("loss", "reward") if key in logs)
+            # A value may be missing or None (GRPO's reward when no rollout of a step had one).
+            shown = [(key, (logs or {}).get(key)) for key in ("loss", "reward")]
+            self.note = ", ".join(f"{key} {float(value):.3g}" for key, value in shown
+                                  if isinstance(value, (int, float)) and not isinstance(value, bool))
 
         def on_step_end(self, args, state, control, **kwargs):
             if self.progress is not None:

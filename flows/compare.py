@@ -18,7 +18,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 from acqsynth import stages
 from acqsynth.comparison import arms, report, runs
 from acqsynth.config import Layout, PipelineConfig, load_config
-from flows.pipeline import run_stage_task
+from flows.pipeline import describe_run, run_name, run_stage_task
 from tasks import stages as stage_tasks
 
 # The stages that write what every arm links from the main workspace (arms.SHARED).
@@ -51,7 +51,7 @@ def arm_run(root: str, config: PipelineConfig, arm: arms.Arm, seed: int) -> dict
     return runs.run_arm(Path(root), config, arm, seed, _run_stage)
 
 
-@flow(name="acqsynth-compare")
+@flow(name="acqsynth-compare", flow_run_name=run_name)
 def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] | None = None,
             run_shared: bool = True, report_only: bool = False) -> dict[str, Any]:
     """Every run of the plan (or those of `seeds`: several processes may share the seeds out), then the report
@@ -61,6 +61,7 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
     logger = get_run_logger()
     root_path = Path(root)
     config = load_config(root_path / params_path)
+    describe_run(config, root_path, "compare", one_seed=False)  # its runs span the seeds
     if run_shared and not report_only:
         for stage_task in SHARED_STAGES:
             run_stage_task(stage_task, config, root)

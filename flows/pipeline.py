@@ -75,7 +75,7 @@ def publish_report(root: Path) -> None:
                                  key="acqsynth-report", description="Summary of the pipeline run")
 
 
-def describe_run(config: PipelineConfig, root: Path, *extra_tags: str) -> None:
+def describe_run(config: PipelineConfig, root: Path, *extra_tags: str, one_seed: bool = True) -> None:
     """Tags (run_tags) and the resolved parameters on the flow run, however it was started (the CLI, a deployment,
     a test): a run's profile, domain, seed and code revision can be filtered on and its values read in the UI."""
     import yaml
@@ -84,7 +84,8 @@ def describe_run(config: PipelineConfig, root: Path, *extra_tags: str) -> None:
 
     with get_client(sync_client=True) as client:
         current = client.read_flow_run(flow_run.id)
-        client.update_flow_run(flow_run.id, tags=sorted({*current.tags, *run_tags(config, root), *extra_tags}))
+        tags = [tag for tag in run_tags(config, root) if one_seed or not tag.startswith("seed:")]
+        client.update_flow_run(flow_run.id, tags=sorted({*current.tags, *tags, *extra_tags}))
     create_markdown_artifact(f"```yaml\n{yaml.safe_dump(config.model_dump(mode='json'), sort_keys=False)}```\n",
                              key="acqsynth-parameters", description="The run's resolved parameters")
 
@@ -95,6 +96,8 @@ def run_name() -> str:
 
     parameters = flow_run.parameters
     config = load_config(Path(parameters.get("root", ".")) / parameters.get("params_path", "params.yaml"))
+    if flow_run.flow_name == "acqsynth-compare":
+        return f"compare {config.profile} {config.domain}"
     stage = f"{parameters['name']} " if "name" in parameters else ""
     return f"{stage}{config.profile} {config.domain} seed {config.seed}"
 
