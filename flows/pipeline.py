@@ -104,8 +104,12 @@ def run_name() -> str:
 
 def run_tags(config: PipelineConfig, root: Path) -> list[str]:
     """Tags to filter runs by in the Prefect UI: profile, target domain, seed and, in a git checkout, the revision."""
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-    git = [f"git:{revision.stdout.strip()}"] if revision.returncode == 0 and revision.stdout.strip() else []
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    except OSError:  # no git on this machine
+        revision = None
+    git = [f"git:{revision.stdout.strip()}"] if revision and revision.returncode == 0 and revision.stdout.strip() \
+        else []
     return [f"profile:{config.profile}", f"domain:{config.domain}", f"seed:{config.seed}", *git]
 
 

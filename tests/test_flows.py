@@ -234,3 +234,14 @@ def test_a_stage_logs_a_headline_not_its_whole_metrics():
     assert headline(metrics) == "verified_rate 0.4167, n 1536, seconds 12, ..."
     assert headline({"a": 1, "b": 2}, limit=1) == "a 1, ..."
     assert headline({"a": 1}) == "a 1"
+
+
+def test_a_run_is_tagged_without_a_revision_outside_git_or_without_git(tmp_path, monkeypatch):
+    from acqsynth.config import resolve
+    from flows.pipeline import run_tags
+
+    config = resolve(profile_params("smoke"))
+    expected = ["profile:smoke", f"domain:{config.domain}", f"seed:{config.seed}"]
+    assert run_tags(config, tmp_path) == expected  # not a checkout
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
+    assert run_tags(config, REPO) == expected
