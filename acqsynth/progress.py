@@ -1,7 +1,7 @@
 """Progress of long work: a rich bar on the console, and a line at every quarter on the `acqsynth.progress` logger,
 which the Prefect layer sends to the run's logs (tasks/prefect_env.py) so the UI shows how far a long stage is.
 
-Every long loop of the project reports through `progress`; trainers (TRL's GRPO, SFT) through `TrainerProgress`,
+Every long loop of the project reports through `progress`; trainers (TRL's GRPO, SFT) through `train`,
 which replaces the library's own bar and its printed dict of every logged step.
 """
 
