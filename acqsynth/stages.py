@@ -350,9 +350,10 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         base_student = load_model(staged / "student")
         for domain in DOMAIN_NAMES:
             prompts = _generator_prompts(_split(layout, "seed", domain), cfg.probe_samples, config.data_seed)
+            # Sampled as the generate stage samples it: with the calculator where that stage would use it.
             texts = generate(generator.model, generator.tokenizer, list(prompts["prompt"]),
                              max_new_tokens=cfg.probe_max_new_tokens, temperature=1.0, batch_size=64,
-                             description=f"base generator {domain} samples")
+                             description=f"base generator {domain} samples", calculator=config.calculator_for(domain))
             checks = check_samples([t.text for t in texts], domain, verify_rules(config, domain))
             metrics[f"{domain}_base_generator_parse_rate"] = sum(c.parsed for c in checks) / len(checks)
             metrics[f"{domain}_base_generator_verified_rate"] = sum(c.verified for c in checks) / len(checks)
@@ -375,8 +376,8 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 
 
 BUILD_MODELS = Stage(build_models, reads=(_AT.prepared,), writes=(_AT.base_models,),
-                     params=("data_seed", "build_models", "prepare.sources", "verify.workers", "verify.math",
-                             "verify.code"))
+                     params=("data_seed", "build_models", "prepare.sources", "generate.calculator", "verify.workers",
+                             "verify.math", "verify.code"))
 
 
 # -- seed_centroids -------------------------------------------------------------------------------------------------
@@ -552,12 +553,16 @@ def _answer_model(config: PipelineConfig, layout: Layout, kept: pd.DataFrame) ->
     cfg = config.verify.answer_model
     votes = _answer_model_votes(config, layout, list(kept["question"]))
     answers, reasons = [], []
-    for group, answer in zip(votes, kept["answer"], strict=True):
+    for group, question, answer in zip(votes, kept["question"], kept["answer"], strict=True):
         if config.domain == "math":
             verdict = answer_model_vote(group, answer, cfg.min_agreement)
         else:
-            verdict, answer = self_consistency(group, mcq.extract_answer(answer) or answer, cfg.mode,
+            # A vote counts for the option it names (by its text, as grading reads it); a relabelled row keeps the
+            # domain's answer form, the letter with its option's text.
+            letters = [vote and mcq.chosen_option(vote, question) for vote in group]
+            verdict, letter = self_consistency(letters, mcq.chosen_option(answer, question) or answer, cfg.mode,
                                                cfg.min_agreement)
+            answer = mcq.format_answer(letter, dict(mcq.parse_options(question)[1])[letter])
             verdict = Verdict(verdict.verified, f"answer model: {verdict.reason}" if verdict.reason else "")
         answers.append(answer)
         reasons.append(verdict.reason)
@@ -634,7 +639,7 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
         checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, rules)
         return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
-                             "question": [c.question for c in checks]})
+                             "question": [c.question for c in checks], "answer": [c.answer for c in checks]})
 
     checks = run_in_shards(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify", map_shards=map_shards)
     # Copies and duplicates depend on all rows: decided after every shard is checked.
@@ -651,7 +656,9 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
         elif check.verified:
             first_seen[normalised] = row.id
         reasons.append(reason)
-    checked = generated.assign(verified=[reason == "" for reason in reasons], reason=reasons)
+    # A verified answer is kept in its domain's canonical form (an mcq letter that its option text decides).
+    checked = generated.assign(verified=[reason == "" for reason in reasons], reason=reasons,
+                               answer=checks["answer"].where(checks["verified"], generated["answer"]).to_numpy())
     answer_model: dict[str, Any] | None = None
     vote_here = cfg.answer_model.samples > 0 and (
         config.domain == "mcq" or (config.domain == "math" and config.prepare.sources["math"] != PROCEDURAL))

@@ -1,4 +1,5 @@
-"""GSM8K's calculator while sampling: the value of every `<<expression=` annotation is forced."""
+"""The calculator while sampling: the value of every math `<<expression=` annotation (GSM8K's calculator) and of
+every code test on a procedural task's function is forced."""
 
 import re
 
@@ -19,6 +20,16 @@ from acqsynth.verify.math import evaluate_expression
     ("<<5+x=", None),  # not arithmetic: left to the model (verification judges it)
     ("<<1/0=", None),
     ("5 + 3 =", None),  # outside an annotation
+    # Code: the value the task's function gives, after `==` with or without its space.
+    ("Tests:\nassert add_3_then_times_2(5) ==", " 16"),
+    ("assert add_3(1) == 4\nassert add_3(5) == ", "8"),
+    ("assert keep_over_4_then_sum([1, 5, 9]) ==", " 14"),
+    ("assert reverse_then_repeat_2('ab') ==", " 'baba'"),
+    ("assert clamp_2_9(12) ==", " 9"),
+    ("assert frobnicate(1) ==", None),  # no procedural function: left to the model
+    ("assert add_3('a') ==", None),  # arguments the function cannot take
+    ("assert add_3(x) ==", None),  # not a literal
+    ("assert add_3(1) == 4", None),  # written already
 ])
 def test_calculator_result(text, forced):
     assert calculator_result(text) == forced

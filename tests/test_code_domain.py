@@ -12,9 +12,11 @@ from acqsynth.domains.code import (
     FAMILIES,
     TEST_SETUP_END,
     answers_match,
+    difficulty,
     extract_answer,
     load_examples,
     procedural_examples,
+    procedural_function,
 )
 from acqsynth.domains.sample import Verdict, format_sample, parse_sample, student_completion
 from acqsynth.verify.code import grade_solutions, mutants, verify_batch, verify_code_sample
@@ -44,8 +46,11 @@ def test_procedural_examples_are_deterministic_unique_and_cover_every_family():
     assert procedural_examples(50, seed=3) == first[:50]
     assert len({example.question for example in first}) == 600
     assert [example.id for example in first[:2]] == ["code-000000", "code-000001"]
-    # Families take turns: any 12 consecutive examples hold each family once.
-    assert {example.skill for example in first[:12]} == set(FAMILIES) and len(FAMILIES) == 12
+    # One-step and two-step tasks take turns, and the one-step families among themselves: any 24 consecutive
+    # examples hold each one-step family once and 12 two-step tasks.
+    assert {example.skill for example in first[:24:2]} == set(FAMILIES) and len(FAMILIES) == 12
+    assert {example.skill for example in first[1:24:2]} == {"two_steps"}
+    assert [difficulty(e.question, e.reasoning) for e in first[:4]] == ["1 steps", "2 steps"] * 2
     assert procedural_examples(0, seed=3) == []
     with pytest.raises(ValueError, match="n must be >= 0"):
         procedural_examples(-1, seed=0)
@@ -65,19 +70,49 @@ def test_procedural_shape():
         assert len(visible) == 2 and len(hidden) == 3 and hidden[:2] == visible
         assert hidden[2] not in example.question
         assert all(line.startswith(f"assert {name}(") for line in hidden)
-        assert example.answer.startswith(f"def {name}(") and example.answer.count("\n") == 1
-        assert example.answer.split("\n")[1].startswith("    return ")
+        steps = 1 if example.skill in FAMILIES else 2
+        assert name.count("_then_") == steps - 1 and difficulty(example.question, "") == f"{steps} steps"
+        assert example.answer.startswith(f"def {name}(") and example.answer.count("\n") == steps
+        assert example.answer.split("\n")[-1].startswith("    return ")
         assert example.reasoning.endswith(".") and "\n" not in example.reasoning
         assert parse_sample(format_sample(example.question, example.reasoning, example.answer)).ok
 
 
 def test_every_procedural_example_verifies_and_passes_its_hidden_tests():
-    examples = procedural_examples(60, seed=5)  # 5 of each family
+    examples = procedural_examples(120, seed=5)  # 5 of each one-step family and 60 two-step tasks
     verdicts = verify_batch(
         [e.question for e in examples], [e.reasoning for e in examples], [e.answer for e in examples], workers=2
     )
     assert [(e.id, v.reason) for e, v in zip(examples, verdicts) if not v.verified] == []
-    assert grade_solutions([e.answer for e in examples], [e.tests for e in examples], workers=2) == [True] * 60
+    assert grade_solutions([e.answer for e in examples], [e.tests for e in examples], workers=2) == [True] * 120
+
+
+def test_a_two_step_task_needs_both_steps():
+    """The tests fail a solution that does only one of the two steps: the second on the argument, or the first."""
+    examples = [e for e in procedural_examples(200, seed=2) if e.skill == "two_steps"]
+    wrong, tests = [], []
+    for example in examples:
+        header, first, second = example.answer.split("\n")
+        parameter = re.fullmatch(r"def \w+\((\w+)\):", header)[1]
+        result = first.split(" = ")[0].strip()
+        tests += [example.tests] * 2
+        second_alone = re.sub(rf"\b{result}\b", parameter, second)
+        wrong += [f"{header}\n{second_alone}", f"{header}\n{first}\n    return {result}"]
+    assert not any(grade_solutions(wrong, tests, workers=2))
+
+
+@pytest.mark.parametrize(("question", "level"), [
+    ("Write a function add_3(x) that returns x plus 3.", "1 steps"),
+    ("Write a function clamp_2_9(x) that ...", "1 steps"),
+    ("Write a function keep_over_4_then_sum(xs) that ...", "2 steps"),
+    ("Write a function count_a_then_times_3(s) that ...", "2 steps"),
+    ("Write a function add_3_then_frobnicate(x) that ...", None),
+    ("Write a function times_2_then_reverse(x) that ...", None),  # the steps' types do not chain
+    ("Write a function frobnicate(x) that ...", None),
+    ("Return x plus 3.", None),
+])
+def test_difficulty_is_read_from_the_function_name(question, level):
+    assert difficulty(question, "") == level
 
 
 # --- verification -------------------------------------------------------------------------------------------------
@@ -471,3 +506,45 @@ def test_the_code_verifier_refuses_a_weaker_sandbox_unless_configured(monkeypatc
     finally:
         sandbox._accept_weaker_guarantees.cache_clear()
         sandbox._close_zygotes()
+
+
+def test_procedural_function_is_what_every_procedural_task_tests():
+    """Each procedural name stands for the function its tasks state: every test of 3000 tasks holds for it."""
+    examples = procedural_examples(3000, seed=7)
+    for example in examples:
+        name = re.match(r"Write a function (\w+)\(", example.question)[1]
+        function = procedural_function(name)
+        for line in example.tests.strip().split("\n"):
+            call, expected = line.removeprefix("assert ").split(" == ")
+            assert function(*ast.literal_eval(f"({call[len(name) + 1:-1]},)")) == ast.literal_eval(expected), line
+
+
+@pytest.mark.parametrize("name", ["add_3_then_times_2_then_add_1", "repeat_999_then_repeat_3", "add_12", "add_3_then",
+                                  "times_2_then_reverse", "frobnicate"])
+def test_names_outside_the_tasks_stand_for_no_function(name):
+    """Three steps, constants beyond the drawn ranges (which bound what a call computes), steps whose types do not
+    chain."""
+    assert procedural_function(name) is None
+
+
+TWO_STEPS = "def add_3_then_times_2(x):\n    y = x + 3\n    return y * 2"
+# Agrees with its own tests below, which contradict the task its name states.
+SELF_CONSISTENT = "def add_3_then_times_2(x):\n    return 2 * x + 6 + (x == 2)"
+
+
+@pytest.mark.parametrize(("tests", "answer", "reason"), [
+    ("assert add_3_then_times_2(1) == 8\nassert add_3_then_times_2(2) == 10", TWO_STEPS, ""),
+    ("assert add_3_then_times_2(1) == 8\nassert add_3_then_times_2(2) == 11", SELF_CONSISTENT,
+     "tests: line 2 expects 11, but add_3_then_times_2 as its name states gives 10"),
+    ("assert add_3_then_times_2(1) == 8\nassert add_3_then_times_2('a') == 10", TWO_STEPS,
+     "tests: line 2 calls add_3_then_times_2 with arguments its task does not take"),
+])
+def test_tests_must_hold_for_the_function_a_procedural_name_states(tests, answer, reason):
+    """A sample whose code and tests agree with each other but not with the task its name states is not verified."""
+    question = f"Write a function add_3_then_times_2(x) that adds 3 to x, then multiplies it by 2.\nTests:\n{tests}"
+    verdict = verify_code_sample(question, "r", answer, limits=QUICK_LIMITS)
+    assert (verdict.verified, verdict.reason) == (reason == "", reason)
+    # The same answer and tests pass the sandbox: only the name's function tells them wrong.
+    assert reason != "tests: line 2 expects 11, but add_3_then_times_2 as its name states gives 10" or \
+        verify_code_sample(question.replace("add_3_then_times_2", "frob"), "r", answer.replace("add_3_then_times_2",
+                           "frob"), limits=QUICK_LIMITS).verified

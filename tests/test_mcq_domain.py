@@ -8,7 +8,10 @@ from acqsynth.domains import mcq
 from acqsynth.domains.mcq import (
     KNOWLEDGE_BASE,
     SKILLS,
+    STEPS,
     answers_match,
+    chosen_option,
+    difficulty,
     extract_answer,
     format_question,
     kb_answer,
@@ -29,7 +32,11 @@ EXAMPLES = procedural_examples(2000, seed=3)
 
 def test_knowledge_base_is_a_function_of_the_class():
     drugs = [drug for cls in KNOWLEDGE_BASE for drug in cls.drugs]
-    assert (len(KNOWLEDGE_BASE), len(drugs)) == (8, 32)
+    assert (len(KNOWLEDGE_BASE), len(drugs)) == (16, 64)
+    # Interactions pair the classes: each class interacts with one other, which interacts with it.
+    by_name = {cls.name: cls for cls in KNOWLEDGE_BASE}
+    assert all(by_name[by_name[cls.interacts_with].interacts_with] is cls and by_name[cls.interacts_with] is not cls
+               for cls in KNOWLEDGE_BASE)
     assert len(set(drugs)) == len(drugs)
     assert all(drug.endswith(cls.stem[1:]) for cls in KNOWLEDGE_BASE for drug in cls.drugs)
     # Every value belongs to one class and no option text hides inside another: exactly one option is ever right.
@@ -63,15 +70,25 @@ def test_procedural_examples_have_four_distinct_options_and_a_uniform_key():
         assert len({text for _, text in options}) == 4
         assert len(stem.split()) <= 20 and all(len(text.split()) <= 3 for _, text in options)
         assert example.reasoning.count(".") == 1 and example.reasoning.endswith(".")
-        assert dict(options)[example.answer] in example.reasoning
-    keys = Counter(example.answer for example in EXAMPLES)
+        letter, text = example.answer.split(": ")
+        assert dict(options)[letter] == text and text in example.reasoning
+    keys = Counter(example.answer[0] for example in EXAMPLES)
     assert all(0.2 < keys[letter] / len(EXAMPLES) < 0.3 for letter in "ABCD"), keys
     skills = Counter(example.skill for example in EXAMPLES)
-    assert set(skills) == set(SKILLS) and min(skills.values()) > 300
+    assert set(skills) == set(SKILLS) and min(skills.values()) > 150
+    # A question for a drug's fact offers one other fact of the same class.
+    for example in EXAMPLES:
+        if example.skill in ("indication", "contraindication", "side_effect"):
+            cls = next(cls for cls in KNOWLEDGE_BASE if any(drug in example.question for drug in cls.drugs))
+            facts = set(cls.indications + cls.contraindications + cls.side_effects)
+            assert sum(text in facts for _, text in parse_options(example.question)[1]) == 2
+    levels = Counter(difficulty(example.question, example.reasoning) for example in EXAMPLES)
+    assert set(levels) == {"1 steps", "2 steps", "3 steps"}
+    assert all(difficulty(e.question, e.reasoning) == f"{STEPS[e.skill]} steps" for e in EXAMPLES)
 
 
 def test_procedural_examples_agree_with_the_knowledge_base_and_verify():
-    assert all(kb_answer(example.question) == example.answer for example in EXAMPLES)
+    assert all(kb_answer(example.question) == example.answer[0] for example in EXAMPLES)
     verdicts = verify_batch(*zip(*[(e.question, e.reasoning, e.answer) for e in EXAMPLES]))
     assert verdicts == [Verdict(True, "")] * len(EXAMPLES)
 
@@ -84,7 +101,13 @@ def test_procedural_examples_agree_with_the_knowledge_base_and_verify():
         ("contraindication", r"\w+ should be avoided in which condition\?",
          r"\w+ is an? [\w ]+; [\w ]+ should be avoided in [\w ]+\."),
         ("side_effect", r"Which is a common side effect of \w+\?", r"\w+ is an? [\w ]+; [\w ]+ can cause [\w ]+\."),
-        ("which_drug_for", r"Which drug is used to treat [\w ]+\?", r"\w+ is an? [\w ]+; [\w ]+ treat [\w ]+\."),
+        ("drug_of_class", r"Which drug is an? [\w ]+\?", r"The -\w+ stem marks [\w ]+, so \w+ is an? [\w ]+\."),
+        ("drug_for", r"Which drug is used to treat [\w ]+\?", r"[\w ]+ treat [\w ]+; \w+ is an? [\w ]+\."),
+        ("drug_to_avoid", r"Which drug should be avoided in [\w ]+\?",
+         r"[\w ]+ should be avoided in [\w ]+; \w+ is an? [\w ]+\."),
+        ("drug_causing", r"Which drug can cause [\w ]+\?", r"[\w ]+ can cause [\w ]+; \w+ is an? [\w ]+\."),
+        ("interaction", r"Which drug should not be combined with \w+\?",
+         r"\w+ is an? [\w ]+; [\w ]+ should not be combined with [\w ]+; \w+ is an? [\w ]+\."),
     ],
 )
 def test_each_skill_has_its_template(skill, stem, reasoning):
@@ -113,6 +136,13 @@ INDICATION = "Zorivan is used to treat which condition?\nA. asthma\nB. angina\nC
         ("Galurex belongs to which drug class?\nA. statin\nB. loop diuretic\nC. SSRI\nD. NSAID", "B"),
         ("Galurex should be avoided in which condition?\nA. dehydration\nB. asthma\nC. mania\nD. glaucoma", "A"),
         ("Which is a common side effect of Galurex?\nA. rash\nB. bruising\nC. nausea\nD. dizziness", "D"),
+        ("Which drug is a statin?\nA. Zorivan\nB. Corostat\nC. Abadex\nD. Doralip", "B"),
+        ("Which drug is statin?\nA. Zorivan\nB. Corostat\nC. Abadex\nD. Doralip", None),  # no template form
+        ("Which drug should be avoided in asthma?\nA. Zorivan\nB. Corostat\nC. Abadex\nD. Doralip", "A"),
+        ("Which drug can cause constipation?\nA. Zorivan\nB. Morocodan\nC. Abadex\nD. Doralip", "B"),
+        # Beta blockers and calcium channel blockers interact; a drug of the asked drug's own class does not.
+        ("Which drug should not be combined with Zorivan?\nA. Kelivan\nB. Corostat\nC. Nifalip\nD. Abadex", "C"),
+        ("Which drug should not be combined with Zorivan?\nA. Kelivan\nB. Corostat\nC. Nifalip\nD. Teralip", None),
     ],
 )
 def test_kb_answer(question, letter):
@@ -147,7 +177,10 @@ REASONING = "Zorivan is a beta blocker; beta blockers treat angina."
         (INDICATION, REASONING, "B or C", "answer 'B or C' is not one option letter A-D"),
         (INDICATION, REASONING, "E", "answer 'E' is not one option letter A-D"),
         (INDICATION, REASONING, "angina", "answer 'angina' is not one option letter A-D"),
-        (INDICATION, REASONING, "B. asthma", "answer 'B. asthma' does not match option B (angina)"),
+        # The option's text decides which option an answer names, as in grading.
+        (INDICATION, REASONING, "B. asthma", "reasoning does not mention the keyed option A (asthma)"),
+        (INDICATION, REASONING, "D: angina", ""),
+        (INDICATION, REASONING, "B: flu", "answer 'B: flu' names no option: 'flu' is none of A-D's texts"),
         (INDICATION, " ", "B", "reasoning is empty"),
         (INDICATION, "Zorivan is a beta blocker.", "B", "reasoning does not mention the keyed option B (angina)"),
         (INDICATION, "Zorivan does not treat angina.", "B",
@@ -157,22 +190,26 @@ REASONING = "Zorivan is a beta blocker; beta blockers treat angina."
         (INDICATION, "Zorivan treats asthma, not angina.", "B",
          "reasoning mentions the keyed option B (angina) only as wrong"),
         (INDICATION, "Zorivan is a beta blocker; beta blockers treat asthma.", "A",
-         "key A contradicts the knowledge base: Zorivan treats angina (B)"),
+         "key A contradicts the knowledge base: Zorivan is a beta blocker; beta blockers treat angina (B)"),
         (INDICATION.replace("C. edema", "C. hypertension"), "Zorivan treats angina.", "B",
-         "options B and C are all right per the knowledge base: Zorivan treats angina (B); "
-         "Zorivan treats hypertension (C)"),
+         "options B and C are all right per the knowledge base: Zorivan is a beta blocker; beta blockers treat angina "
+         "(B); Zorivan is a beta blocker; beta blockers treat hypertension (C)"),
         ("Zorivan is used to treat which condition?\nA. flu\nB. cough\nC. rash\nD. gout", "Zorivan treats flu.", "A",
-         "key A contradicts the knowledge base: Zorivan treats hypertension or angina, which no option names"),
+         "key A contradicts the knowledge base: it holds Zorivan: hypertension or angina, which no option names"),
         ("What does Zorivan treat?\nA. flu\nB. cough\nC. rash\nD. gout", "Zorivan treats flu.", "A", ""),
     ],
 )
 def test_verify_mcq_sample_reasons(question, reasoning, answer, reason):
-    assert verify_mcq_sample(question, reasoning, answer) == Verdict(reason == "", reason)
+    verdict = verify_mcq_sample(question, reasoning, answer)
+    assert (verdict.verified, verdict.reason) == (reason == "", reason)
+    # A verified answer is kept as the letter with its option's text.
+    key = "A" if question.startswith("What does") else "B"
+    assert not verdict.verified or (verdict.answer or answer) == f"{key}: {dict(parse_options(question)[1])[key]}"
 
 
 def test_a_mention_inside_a_longer_option_counts_for_the_longer_one():
     question = "Which symptom is it?\nA. pain\nB. joint pain\nC. rash\nD. fever"
-    assert verify_mcq_sample(question, "It is joint pain.", "B") == Verdict(True, "")
+    assert verify_mcq_sample(question, "It is joint pain.", "B") == Verdict(True, "", "B: joint pain")
     assert not verify_mcq_sample(question, "It is joint pain.", "A").verified
 
 
@@ -198,8 +235,9 @@ def test_verify_batch_checks_lengths():
         (" Zorivan treats angina.\n#### B", "B"),
         (" x\n#### B.", "B"),
         (" x\n#### (C)", "C"),
-        (" x\n#### D. hives\nmore", "D"),
-        (" x\n#### A) asthma", "A"),
+        (" x\n#### D. hives\nmore", "D: hives"),
+        (" x\n#### A) asthma", "A: asthma"),
+        (" x\n#### B:  Slow heart  rate", "B: Slow heart rate"),
         (" x\n#### B or C", None),
         (" x\n#### (B) or (C)", None),
         (" x\n#### E", None),
@@ -218,6 +256,13 @@ def test_student_completion_round_trips_and_answers_match():
         assert extract_answer(student_completion(example.reasoning, example.answer)) == example.answer
     assert answers_match("B", "B") and answers_match("(B)", "B") and answers_match("B. angina", "B")
     assert not answers_match("C", "B") and not answers_match("B or C", "B") and not answers_match("", "B")
+    # With a text on both sides the text decides: it is right only when it is the keyed option's text.
+    assert answers_match("C: Angina.", "B: angina") and not answers_match("B: asthma", "B: angina")
+
+
+def test_chosen_option_is_the_option_an_answer_names():
+    answers = ("B", "(C)", "D: angina", "B: ANGINA", "A: flu", "angina")
+    assert [chosen_option(answer, INDICATION) for answer in answers] == ["B", "C", "B", "B", None, None]
     assert parse_key("B. angina") == ("B", "angina") and parse_key("b") is None
 
 
@@ -273,12 +318,12 @@ def test_medmcqa_cop_numbering_is_detected_per_file(tmp_path):
     _write_jsonl(tmp_path / "original.json", [_medmcqa_row(1), "", _medmcqa_row(4, exp=None, subject_name=None)])
     hf = load_examples(str(tmp_path / "hf.jsonl"))
     original = load_examples(str(tmp_path / "original.json"))
-    assert [example.answer for example in hf] == ["A", "D", "C"]
-    assert [example.answer for example in original] == ["A", "D"]
+    assert [example.answer for example in hf] == ["A: Zorivan", "D: Vinofex", "C: Abadex"]
+    assert [example.answer for example in original] == ["A: Zorivan", "D: Vinofex"]
     assert hf[0] == Example(
         id="medmcqa-q0", skill="medmcqa_pharmacology",
         question="Which drug treats angina?\nA. Zorivan\nB. Belostat\nC. Abadex\nD. Vinofex",
-        reasoning="Zorivan is a beta blocker.", answer="A",
+        reasoning="Zorivan is a beta blocker.", answer="A: Zorivan",
     )
     # No explanation: the minimal reasoning names the keyed option.
     assert (original[1].reasoning, original[1].skill) == ("The answer is Vinofex.", "medmcqa")
@@ -289,7 +334,7 @@ def test_medmcqa_directory_splits_and_ids(tmp_path):
     _write_jsonl(tmp_path / "train.json", [_medmcqa_row("A", id=None)])
     _write_jsonl(tmp_path / "dev.json", [_medmcqa_row("B")])
     assert [e.id for e in load_examples(str(tmp_path))] == ["medmcqa-train-0"]
-    assert [e.answer for e in load_examples(str(tmp_path), split="validation")] == ["B"]
+    assert [e.answer for e in load_examples(str(tmp_path), split="validation")] == ["B: Belostat"]
     with pytest.raises(FileNotFoundError, match="MedMCQA split file not found: tried .*test.jsonl, .*test.json"):
         load_examples(str(tmp_path), split="test")
     with pytest.raises(FileNotFoundError, match="MCQ source not found"):
@@ -348,7 +393,7 @@ def test_pubmedqa_fixture_splits_and_errors(tmp_path):
     (tmp_path / "ori_pqal.json").write_text(json.dumps({"1": _pubmedqa_record("yes"), "2": _pubmedqa_record("maybe")}))
     (tmp_path / "test_ground_truth.json").write_text(json.dumps({"2": "maybe"}))
     (test,) = load_examples(str(tmp_path), split="test")
-    assert test.id == "pubmedqa-2" and test.answer == "C" and test.reasoning == "It does."
+    assert test.id == "pubmedqa-2" and test.answer == "C: maybe" and test.reasoning == "It does."
     stem, options = parse_options(test.question)
     assert options == [("A", "yes"), ("B", "no"), ("C", "maybe")]
     assert stem == "Does it work? Context: " + "word " * mcq.PUBMEDQA_CONTEXT_WORDS + "..."
@@ -377,14 +422,14 @@ def test_real_pubmedqa_labels_parse_and_the_official_splits_are_disjoint():
     assert not {e.id for e in train} & {e.id for e in test}
     assert {e.id for e in train} | {e.id for e in test} == {e.id for e in everything}
     decisions = Counter(e.answer for e in everything)
-    assert decisions == Counter({"A": 552, "B": 338, "C": 110})  # yes, no, maybe
+    assert decisions == Counter({"A: yes": 552, "B: no": 338, "C: maybe": 110})
     for example in everything:
         decision = records[example.id.removeprefix("pubmedqa-")]["final_decision"]
-        assert "ABC"["yes no maybe".split().index(decision)] == example.answer
+        assert f"{'ABC'['yes no maybe'.split().index(decision)]}: {decision}" == example.answer
         assert [letter for letter, _ in parse_options(example.question)[1]] == ["A", "B", "C"]
         assert example.skill == "pubmedqa" and example.reasoning
     for example in test:
-        assert "ABC"["yes no maybe".split().index(truth[example.id.removeprefix("pubmedqa-")])] == example.answer
+        assert example.answer.endswith(f": {truth[example.id.removeprefix('pubmedqa-')]}")
 
 
 def test_parse_options_keeps_a_lettered_stem_line_in_the_stem():
@@ -432,3 +477,6 @@ def test_answer_model_in_the_verify_stage_relabels_or_rejects(smoke_workspace, t
         if mode == "reject":
             assert (kept["answer"] == [next(e.answer for e in examples if e.question == q)
                                        for q in kept["question"]]).all()
+        # Either way a kept answer is the letter with its own option's text.
+        assert all(mcq.chosen_option(answer, question) == answer[0]
+                   for question, answer in zip(kept["question"], kept["answer"], strict=True))

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from acqsynth.domains.records import jsonl_rows, looks_like_hub_id
 from acqsynth.domains.sample import Example, answer_text
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 NAME = "code"
 GENERATOR_INSTRUCTION = "Write a new small Python function task with tests like this example."
+# The calculator fills in the value a procedural task's function gives in each test the generator writes
+# (acqsynth.generation.calculator), as GSM8K's does for arithmetic.
+SAMPLED_WITH_CALCULATOR = True
 TESTS_HEADER = "Tests:"
 # MBPP runs its test setup (test_setup_code, test_imports), the solution and the tests as one program. Here a
 # solution and its tests run in two processes (acqsynth.verify.sandbox.TestedSolution), so the setup heads the
@@ -231,27 +234,181 @@ FAMILIES: dict[str, Callable[[random.Random], _Task]] = {
     "repeat_k": _repeat_k,
     "clamp": _clamp,
 }
-_MAX_ATTEMPTS = 1000
-# Function names that carry their constants (`add_3`, `count_e`, `clamp_2_9`) -> their family.
-_NAMED_FAMILIES = (
-    (re.compile(r"(add|subtract|times|is_multiple_of|repeat)_\d+"), r"\1_k"),
-    (re.compile(r"count_[a-z]"), "count_char"),
-    (re.compile(r"clamp_\d+_\d+"), "clamp"),
+# ---------------------------------------------------------------------------------------------------------------
+# Two-step tasks, and the function every procedural name stands for
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One step of a two-step task, on a value `{v}` of type `takes` giving a value of type `gives`: its part of
+    the function's name, what it does in words and in Python, and the same as a plain function."""
+
+    name: str  # add_3
+    does: str  # "adds 3 to {v}"
+    code: str  # "{v} + 3"
+    apply: Callable[[Any], Any]
+    takes: str  # int, str or list
+    gives: str
+
+
+@dataclass(frozen=True)
+class _StepForm:
+    """A kind of step, its constants drawn (`draw`) or read back from a name (`parse`): `name`, `does` and `code`
+    are templates over the constants `k` (a number) and `c` (a letter)."""
+
+    name: str
+    does: str
+    code: str
+    apply: Callable[..., Callable[[Any], Any]]  # constants -> the step as a function
+    takes: str
+    gives: str
+    constants: tuple[tuple[str, tuple[object, ...]], ...] = ()  # each constant and the values it is drawn from
+
+    def build(self, **constants: object) -> _Step:
+        return _Step(self.name.format(**constants), self.does.format(v="{v}", **constants),
+                     self.code.format(v="{v}", **constants), self.apply(**constants), self.takes, self.gives)
+
+    def draw(self, rng: random.Random) -> _Step:
+        return self.build(**{name: rng.choice(values) for name, values in self.constants})
+
+    def parse(self, name: str) -> _Step | None:
+        """The step `name` names, with constants among those drawn (which bounds what a parsed step computes)."""
+        pattern = re.escape(self.name).replace(r"\{k\}", r"(?P<k>\d+)").replace(r"\{c\}", "(?P<c>[a-z])")
+        match = re.fullmatch(pattern, name)
+        if match is None:
+            return None
+        constants = {key: int(value) if key == "k" else value for key, value in match.groupdict().items()}
+        if any(value not in dict(self.constants)[key] for key, value in constants.items()):
+            return None
+        return self.build(**constants)
+
+
+_DIGITS, _FACTORS, _CHARS = tuple(range(1, 10)), tuple(range(2, 6)), tuple("abcde")
+_STEP_FORMS = (
+    _StepForm("add_{k}", "adds {k} to {v}", "{v} + {k}", lambda k: lambda x: x + k, "int", "int",
+              (("k", _DIGITS),)),
+    _StepForm("subtract_{k}", "subtracts {k} from {v}", "{v} - {k}", lambda k: lambda x: x - k, "int", "int",
+              (("k", _DIGITS),)),
+    _StepForm("times_{k}", "multiplies {v} by {k}", "{v} * {k}", lambda k: lambda x: x * k, "int", "int",
+              (("k", _FACTORS),)),
+    _StepForm("reverse", "reverses {v}", "{v}[::-1]", lambda: lambda s: s[::-1], "str", "str"),
+    _StepForm("repeat_{k}", "repeats {v} {k} times", "{v} * {k}", lambda k: lambda s: s * k, "str", "str",
+              (("k", (2, 3)),)),
+    _StepForm("drop_first", "drops the first character of {v}", "{v}[1:]", lambda: lambda s: s[1:], "str", "str"),
+    _StepForm("count_{c}", "counts the {c!r} characters in {v}", "{v}.count({c!r})",
+              lambda c: lambda s: s.count(c), "str", "int", (("c", _CHARS),)),
+    _StepForm("length", "takes the length of {v}", "len({v})", lambda: len, "str", "int"),
+    _StepForm("keep_over_{k}", "keeps the numbers in {v} greater than {k}", "[x for x in {v} if x > {k}]",
+              lambda k: lambda xs: [x for x in xs if x > k], "list", "list", (("k", tuple(range(1, 7))),)),
+    _StepForm("add_{k}_each", "adds {k} to each number in {v}", "[x + {k} for x in {v}]",
+              lambda k: lambda xs: [x + k for x in xs], "list", "list", (("k", tuple(range(1, 7))),)),
+    _StepForm("sort", "sorts {v}", "sorted({v})", lambda: sorted, "list", "list"),
+    _StepForm("sum", "sums {v}", "sum({v})", lambda: sum, "list", "int"),
+    _StepForm("length", "takes the length of {v}", "len({v})", lambda: len, "list", "int"),
 )
+
+# Each type's parameter name, the name of an intermediate result of that type, and a draw of one input.
+_PARAMETER = {"int": "x", "str": "s", "list": "xs"}
+_RESULT = {"int": "y", "str": "t", "list": "ys"}
+_INPUTS: dict[str, Callable[[random.Random], object]] = {
+    "int": lambda rng: rng.randint(0, 20),
+    "str": lambda rng: _word(rng, 3, 6, "abcdefg"),
+    "list": lambda rng: [rng.randint(0, 9) for _ in range(rng.randint(3, 5))],
+}
+
+
+class _Redraw(Exception):
+    """The drawn task shows too little; draw again."""
+
+
+def _two_steps(rng: random.Random) -> _Task:
+    """A task of two steps drawn at random, the second taking the first's result, in two lines of code. Raises
+    `_Redraw` where a step does not change the outcome of the cases (`sort` then `sum` is `sum` alone) or the
+    three expected values are all the same, so that the tests show what both steps do."""
+    kind = rng.choice(tuple(_PARAMETER))
+    first = rng.choice([form for form in _STEP_FORMS if form.takes == kind]).draw(rng)
+    second = rng.choice([form for form in _STEP_FORMS if form.takes == first.gives]).draw(rng)
+    if first.name == second.name:
+        raise _Redraw
+    parameter, result = _PARAMETER[kind], _RESULT[first.gives]
+    inputs = _distinct(lambda: _INPUTS[kind](rng), 3)
+    expected = [second.apply(first.apply(value)) for value in inputs]
+    cases = list(zip(inputs, expected, strict=True))
+    first_matters = first.takes != first.gives or any(second.apply(value) != outcome for value, outcome in cases)
+    second_matters = second.takes != second.gives or any(first.apply(value) != outcome for value, outcome in cases)
+    if not (first_matters and second_matters) or len({repr(value) for value in expected}) == 1:
+        raise _Redraw
+    does = f"{first.does.format(v=parameter)}, then {second.does.format(v='the result')}"
+    return _Task("two_steps", f"{first.name}_then_{second.name}", parameter, does,
+                 f"First compute {result} = {first.code.format(v=parameter)}, then return "
+                 f"{second.code.format(v=result)}.",
+                 f"{result} = {first.code.format(v=parameter)}\n    return {second.code.format(v=result)}",
+                 tuple(((value,), outcome) for value, outcome in cases))
+
+
+# What each one-step family's name stands for, its constants read from the name (`add_3`, `clamp_2_9`); the
+# families' tasks (above) state the same functions, which a test holds them to.
+_ONE_STEP_FUNCTIONS: tuple[tuple[re.Pattern[str], Callable[..., Callable[..., Any]]], ...] = tuple(
+    (re.compile(pattern), function) for pattern, function in (
+        (r"add_(\d)", lambda k: lambda x: x + int(k)),
+        (r"subtract_(\d)", lambda k: lambda x: x - int(k)),
+        (r"times_(\d)", lambda k: lambda x: x * int(k)),
+        (r"is_multiple_of_([1-9])", lambda k: lambda x: x % int(k) == 0),
+        (r"max_of_two", lambda: max),
+        (r"abs_diff", lambda: lambda a, b: abs(a - b)),
+        (r"count_([a-z])", lambda c: lambda s: s.count(c)),
+        (r"reverse_string", lambda: lambda s: s[::-1]),
+        (r"sum_list", lambda: sum),
+        (r"first_element", lambda: lambda xs: xs[0]),
+        (r"repeat_(\d)", lambda k: lambda s: s * int(k)),
+        (r"clamp_(\d{1,2})_(\d{1,2})", lambda low, high: lambda x: min(max(x, int(low)), int(high))),
+    ))
+
+
+def _parsed_steps(name: str) -> list[_Step] | None:
+    """The two steps of a name `first_then_second` whose parts each name a step and chain by type; None
+    otherwise."""
+    parts = name.split("_then_")
+    if len(parts) != 2:
+        return None
+    steps: list[_Step] = []
+    for part in parts:
+        candidates = [step for form in _STEP_FORMS if (step := form.parse(part)) is not None
+                      and (not steps or form.takes == steps[-1].gives)]
+        if not candidates:
+            return None
+        steps.append(candidates[0])
+    return steps
+
+
+def procedural_function(name: str) -> Callable[..., Any] | None:
+    """The function a procedural task's name stands for (`add_3`, `clamp_2_9`, `keep_over_4_then_sum`), with
+    its constants in the ranges the tasks draw them from; None for a name that stands for none. It computes test
+    values for the calculator and checks generated tests."""
+    if (steps := _parsed_steps(name)) is not None:
+        def composed(value: Any) -> Any:
+            for step in steps:
+                value = step.apply(value)
+            return value
+
+        return composed
+    for pattern, function in _ONE_STEP_FUNCTIONS:
+        if match := pattern.fullmatch(name):
+            return function(*match.groups())
+    return None
+
+
+_MAX_ATTEMPTS = 1000
 _FUNCTION_NAME_RE = re.compile(r"Write a function ([A-Za-z_]\w*)\(")
 
 
 def difficulty(question: str, reasoning: str) -> str | None:
-    """A task's difficulty: its procedural family, read from the function's name; None for other tasks."""
+    """A task's difficulty, read from the function's name: "1 steps" for a one-step family (`add_3`), "2 steps"
+    for two steps (`add_3_then_times_2`); None for a task that is neither."""
     match = _FUNCTION_NAME_RE.match(question)
-    if match is None:
+    if match is None or procedural_function(match[1]) is None:
         return None
-    name = match[1]
-    for pattern, family in _NAMED_FAMILIES:
-        if pattern.fullmatch(name):
-            return pattern.sub(family, name)
-    return name if name in FAMILIES else None
-
+    return f"{match[1].count('_then_') + 1} steps"
 
 
 def _assert_line(name: str, args: tuple[object, ...], expected: object) -> str:
@@ -272,10 +429,12 @@ def _render(task: _Task, example_id: str) -> Example:
 
 
 def procedural_examples(n: int, seed: int) -> list[Example]:
-    """`n` small function tasks with unique questions, the same for the same seed; `skill` is the task family.
+    """`n` small function tasks with unique questions, the same for the same seed; `skill` is the one-step family
+    or `two_steps`.
 
-    Families take turns (in an order shuffled by the seed) so that any n covers them evenly; each example draws
-    from its own rng, so asking for more examples leaves the first ones unchanged.
+    One-step and two-step tasks take turns, and the one-step families take turns among themselves (in an order
+    shuffled by the seed), so that any n covers them evenly; each example draws from its own rng, so asking for
+    more examples leaves the first ones unchanged.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -284,8 +443,12 @@ def procedural_examples(n: int, seed: int) -> list[Example]:
     examples: list[Example] = []
     seen: set[str] = set()
     for i in range(n):
+        family = order[(i // 2) % len(order)] if i % 2 == 0 else _two_steps
         for attempt in range(_MAX_ATTEMPTS):
-            example = _render(order[i % len(order)](random.Random(f"{seed}:{i}:{attempt}")), f"code-{i:06d}")
+            try:
+                example = _render(family(random.Random(f"{seed}:{i}:{attempt}")), f"code-{i:06d}")
+            except _Redraw:
+                continue
             if example.question not in seen:
                 break
         else:

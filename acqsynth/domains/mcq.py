@@ -1,7 +1,9 @@
 """Medical multiple-choice domain: an invented pharmacology knowledge base (procedural), MedMCQA and PubMedQA (real).
 
 A record is an `Example` whose `question` is a stem followed by one option per line, `A. text`, `B. text`, ...;
-`answer` is the key letter and `reasoning` a short explanation that names the keyed option's text.
+`answer` is the key letter with its option's text, `B: angina` (the method's medical answer format), and
+`reasoning` a short explanation that names the keyed option's text. A student's answer is graded by the option
+it names (`answers_match`).
 
 Option count. Generated samples, and every procedural example, have exactly four options A-D (the verifier,
 `acqsynth.verify.mcq`, accepts nothing else). Loaded data keeps the options its source has: MedMCQA has four;
@@ -10,8 +12,10 @@ fourth option that is never right: that would only change the chance rate and th
 
 Knowledge base. In `KNOWLEDGE_BASE` the drug names and their class stems are invented, so a model cannot answer
 from real-world knowledge; the class names are real but their facts are simplified. Each indication,
-contraindication and side effect belongs to exactly one class, and the KB is closed-world: what it does not list
-for a drug is false.
+contraindication and side effect belongs to exactly one class, each class interacts with exactly one other, and
+the KB is closed-world: what it does not list for a drug is false. Questions ask for a fact in both directions
+(a drug's class or indication; the drug among the options that has a class or an indication) and for
+interactions, in one to three steps of the KB (`STEPS`, the domain's difficulty).
 That makes exactly one option of every procedural question correct, and lets `kb_judgement` judge a generated
 question in a template form even when its distractors are values the KB has never seen.
 """
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
 NAME = "mcq"
 GENERATOR_INSTRUCTION = "Write a new medical multiple-choice question like this example."
+SAMPLED_WITH_CALCULATOR = False  # a question states no value to compute
 LETTERS = "ABCD"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -47,6 +52,11 @@ LETTERS = "ABCD"
 def normalise_text(text: str) -> str:
     """Case-folded, whitespace-collapsed text without a final full stop: how options are compared."""
     return " ".join(text.split()).casefold().rstrip(".").rstrip()
+
+
+def format_answer(letter: str, option: str) -> str:
+    """The method's medical answer: the key letter with its option's text, `B: angina`."""
+    return f"{letter}: {' '.join(option.split())}"
 
 
 def format_question(stem: str, options: Sequence[str]) -> str:
@@ -101,7 +111,8 @@ def parse_key(text: str) -> tuple[str, str] | None:
 @dataclass(frozen=True)
 class DrugClass:
     """One drug class and the facts every drug of it shares. Every drug name ends in the class `stem`, as real
-    drug names carry their class (-olol, -statin), so the class of a name is learnable from its spelling."""
+    drug names carry their class (-olol, -statin), so the class of a name is learnable from its spelling.
+    `interacts_with` names the one class whose drugs must not be combined with this class's (a symmetric relation)."""
 
     name: str
     plural: str
@@ -111,67 +122,136 @@ class DrugClass:
     indications: tuple[str, ...]
     contraindications: tuple[str, ...]
     side_effects: tuple[str, ...]
+    interacts_with: str
 
 
 KNOWLEDGE_BASE: tuple[DrugClass, ...] = (
     DrugClass("beta blocker", "beta blockers", "a", "-ivan", ("Zorivan", "Kelivan", "Tamivan", "Rupivan"),
-              ("hypertension", "angina"), ("asthma",), ("slow heart rate", "fatigue")),
+              ("hypertension", "angina"), ("asthma",), ("slow heart rate", "fatigue"), "calcium channel blocker"),
     DrugClass("statin", "statins", "a", "-ostat", ("Belostat", "Corostat", "Dunostat", "Felostat"),
-              ("high cholesterol",), ("liver disease", "pregnancy"), ("muscle pain",)),
+              ("high cholesterol",), ("liver disease", "pregnancy"), ("muscle pain",), "macrolide"),
     DrugClass("loop diuretic", "loop diuretics", "a", "-urex", ("Galurex", "Hemurex", "Jovurex", "Lanurex"),
-              ("edema", "heart failure"), ("dehydration",), ("low potassium", "dizziness")),
+              ("edema", "heart failure"), ("dehydration",), ("low potassium", "dizziness"), "proton pump inhibitor"),
     DrugClass("proton pump inhibitor", "proton pump inhibitors", "a", "-oprel",
               ("Mitoprel", "Nesoprel", "Pavoprel", "Quinoprel"),
-              ("acid reflux", "stomach ulcers"), ("osteoporosis",), ("headache",)),
+              ("acid reflux", "stomach ulcers"), ("osteoporosis",), ("headache",), "loop diuretic"),
     DrugClass("SSRI", "SSRIs", "an", "-oxil", ("Daroxil", "Feroxil", "Moroxil", "Taroxil"),
-              ("depression", "anxiety"), ("mania",), ("nausea", "insomnia")),
+              ("depression", "anxiety"), ("mania",), ("nausea", "insomnia"), "opioid"),
     DrugClass("anticoagulant", "anticoagulants", "an", "-adex", ("Abadex", "Ciradex", "Eladex", "Iradex"),
-              ("blood clots", "atrial fibrillation"), ("active bleeding",), ("bruising",)),
+              ("blood clots", "atrial fibrillation"), ("active bleeding",), ("bruising",), "NSAID"),
     DrugClass("antihistamine", "antihistamines", "an", "-ermin", ("Bolermin", "Cavermin", "Dolermin", "Kivermin"),
-              ("hay fever", "hives"), ("glaucoma",), ("drowsiness", "dry mouth")),
+              ("hay fever", "hives"), ("glaucoma",), ("drowsiness", "dry mouth"), "benzodiazepine"),
     DrugClass("NSAID", "NSAIDs", "an", "-ofex", ("Balofex", "Vinofex", "Nilofex", "Sarofex"),
-              ("joint pain", "back pain"), ("kidney disease",), ("heartburn", "rash")),
+              ("joint pain", "back pain"), ("kidney disease",), ("heartburn", "rash"), "anticoagulant"),
+    DrugClass("calcium channel blocker", "calcium channel blockers", "a", "-alip",
+              ("Doralip", "Venalip", "Nifalip", "Teralip"),
+              ("raynaud phenomenon", "migraine"), ("heart block",), ("ankle swelling", "flushing"),
+              "beta blocker"),
+    DrugClass("macrolide", "macrolides", "a", "-romyx", ("Azeromyx", "Claromyx", "Eduromyx", "Fidaromyx"),
+              ("pneumonia", "strep throat"), ("long QT syndrome",), ("diarrhea",), "statin"),
+    DrugClass("benzodiazepine", "benzodiazepines", "a", "-azolin", ("Alpazolin", "Lorazolin", "Midazolin",
+                                                                    "Temazolin"),
+              ("panic disorder", "alcohol withdrawal"), ("sleep apnea",), ("memory loss", "unsteadiness"),
+              "antihistamine"),
+    DrugClass("opioid", "opioids", "an", "-ocodan", ("Hydrocodan", "Oxocodan", "Morocodan", "Tapocodan"),
+              ("severe pain", "chronic cough"), ("COPD",), ("constipation",), "SSRI"),
+    DrugClass("ACE inhibitor", "ACE inhibitors", "an", "-enzal", ("Bortenzal", "Cavenzal", "Dimenzal", "Forenzal"),
+              ("diabetic nephropathy", "heart attack recovery"), ("angioedema",), ("high potassium", "dry cough"),
+              "antiepileptic"),
+    DrugClass("antipsychotic", "antipsychotics", "an", "-ulazam", ("Brulazam", "Gemulazam", "Kotulazam",
+                                                                   "Pirulazam"),
+              ("schizophrenia", "bipolar disorder"), ("dementia",), ("weight gain", "tremor"), "thyroid hormone"),
+    DrugClass("thyroid hormone", "thyroid hormones", "a", "-yrotal", ("Andyrotal", "Belyrotal", "Cesyrotal",
+                                                                     "Domyrotal"),
+              ("hypothyroidism", "goiter"), ("thyrotoxicosis",), ("palpitations",), "antipsychotic"),
+    DrugClass("antiepileptic", "antiepileptics", "an", "-ovalin", ("Karovalin", "Lenovalin", "Pesovalin",
+                                                                  "Ritovalin"),
+              ("epilepsy", "nerve pain"), ("porphyria",), ("double vision", "gum overgrowth"), "ACE inhibitor"),
 )
 
-SKILLS = ("class_of", "indication", "contraindication", "side_effect", "which_drug_for")
+# The facts a question can ask for, each in two directions: from a drug to its value (`class_of`, `indication`, ...),
+# and from a value to the one drug among the options that has it (`drug_of_class`, `drug_for`, ...); and
+# `interaction`, from a drug to a drug of the class it interacts with. A question needs `STEPS[skill]` steps of the
+# knowledge base: the class from the name's stem, then a class fact, then, for a drug among the options, the stem
+# of every option.
+SKILLS = ("class_of", "indication", "contraindication", "side_effect", "drug_of_class", "drug_for", "drug_to_avoid",
+          "drug_causing", "interaction")
+STEPS = {"class_of": 1, "indication": 2, "contraindication": 2, "side_effect": 2, "drug_of_class": 2, "drug_for": 3,
+         "drug_to_avoid": 3, "drug_causing": 3, "interaction": 3}
+# The class fact behind each skill that has one (what `_values` reads).
+_FACT_OF = {"indication": "indication", "drug_for": "indication", "contraindication": "contraindication",
+            "drug_to_avoid": "contraindication", "side_effect": "side_effect", "drug_causing": "side_effect"}
+_DRUG_OPTIONS = ("drug_of_class", "drug_for", "drug_to_avoid", "drug_causing", "interaction")
 
 _STEMS = {
     "class_of": "{drug} belongs to which drug class?",
     "indication": "{drug} is used to treat which condition?",
     "contraindication": "{drug} should be avoided in which condition?",
     "side_effect": "Which is a common side effect of {drug}?",
-    "which_drug_for": "Which drug is used to treat {condition}?",
+    "drug_of_class": "Which drug is {article} {value}?",
+    "drug_for": "Which drug is used to treat {value}?",
+    "drug_to_avoid": "Which drug should be avoided in {value}?",
+    "drug_causing": "Which drug can cause {value}?",
+    "interaction": "Which drug should not be combined with {drug}?",
 }
-# Each stem with its one placeholder (the drug, or the condition) captured as `entity`.
+# Each stem with its one placeholder (the drug, or the class / condition / effect, with its article) captured as
+# `entity`.
 _STEM_PATTERNS = {
-    skill: re.compile(re.sub(r"\\\{\w+\\\}", "(?P<entity>.+)", re.escape(stem)), re.IGNORECASE)
+    skill: re.compile(re.sub(r"\\\{\w+\\\}", "(?P<entity>.+)", re.escape(stem.replace("{article} ", ""))),
+                      re.IGNORECASE)
     for skill, stem in _STEMS.items()
 }
-# How each skill states one fact, for reasoning and messages; `{value}` is the option text.
-_FACTS = {
-    "class_of": "{drug} is {article} {value}",
-    "indication": "{drug} treats {value}",
-    "contraindication": "{drug} should be avoided in {value}",
-    "side_effect": "{drug} can cause {value}",
-    "which_drug_for": "{value} treats {condition}",
-}
+# How the KB states each fact of a class, for reasoning and messages.
 _CLASS_FACTS = {
     "indication": "{plural} treat {value}",
     "contraindication": "{plural} should be avoided in {value}",
     "side_effect": "{plural} can cause {value}",
 }
 _DRUG_CLASS = {normalise_text(drug): cls for cls in KNOWLEDGE_BASE for drug in cls.drugs}
-_CONDITION_CLASS = {normalise_text(condition): cls for cls in KNOWLEDGE_BASE for condition in cls.indications}
+_CLASS_BY_NAME = {cls.name: cls for cls in KNOWLEDGE_BASE}
+
+
+def _values(fact: str, cls: DrugClass) -> tuple[str, ...]:
+    return {"indication": cls.indications, "contraindication": cls.contraindications,
+            "side_effect": cls.side_effects}[fact]
+
+
+# A value the question starts from (a class name with its article, a condition, an effect) -> its one class.
+_VALUE_CLASS = {
+    "drug_of_class": {normalise_text(f"{cls.article} {cls.name}"): cls for cls in KNOWLEDGE_BASE},
+    **{skill: {normalise_text(value): cls for cls in KNOWLEDGE_BASE for value in _values(fact, cls)}
+       for skill, fact in _FACT_OF.items() if skill in _DRUG_OPTIONS},
+}
 
 
 def _true_values(skill: str, cls: DrugClass) -> tuple[str, ...]:
-    """The option texts the KB holds true for a question of `skill` about a drug of (or a condition of) `cls`."""
+    """The option texts the KB holds true for a question of `skill` whose stem names a drug of (or a value of)
+    `cls`."""
     if skill == "class_of":
         return (cls.name,)
-    if skill == "which_drug_for":
+    if skill == "interaction":
+        return _CLASS_BY_NAME[cls.interacts_with].drugs
+    if skill in _DRUG_OPTIONS:
         return cls.drugs
-    return {"indication": cls.indications, "contraindication": cls.contraindications,
-            "side_effect": cls.side_effects}[skill]
+    return _values(_FACT_OF[skill], cls)
+
+
+def _reasoning(skill: str, subject: str, cls: DrugClass, key: str) -> str:
+    """The KB's steps from the stem's `subject` to the keyed option `key`, in the order a reader takes them."""
+    a_class = f"{cls.article} {cls.name}"
+    if skill == "class_of":
+        return f"The {cls.stem} stem marks {cls.plural}, so {subject} is {a_class}."
+    if skill == "drug_of_class":
+        return f"The {cls.stem} stem marks {cls.plural}, so {key} is {a_class}."
+    if skill == "interaction":
+        other = _CLASS_BY_NAME[cls.interacts_with]
+        return (f"{subject} is {a_class}; {cls.plural} should not be combined with {other.plural}; "
+                f"{key} is {other.article} {other.name}.")
+    fact = _CLASS_FACTS[_FACT_OF[skill]]
+    if skill in _DRUG_OPTIONS:
+        first = fact.format(plural=cls.plural, value=subject)
+        return f"{first[0].upper()}{first[1:]}; {key} is {a_class}."
+    return f"{subject} is {a_class}; {fact.format(plural=cls.plural, value=key)}."
 
 
 @dataclass(frozen=True)
@@ -180,48 +260,57 @@ class KbJudgement:
 
     skill: str
     correct: tuple[str, ...]  # letters of the options the KB holds true, in order
-    facts: tuple[str, ...]  # the fact behind each correct letter, e.g. "Zorivan treats angina"
-    known: str  # everything the KB holds true for the stem, e.g. "Zorivan treats hypertension or angina"
+    reasons: tuple[str, ...]  # the KB's reasoning to each correct option
+    known: str  # everything the KB holds true for the stem, e.g. "Zorivan: hypertension or angina"
 
 
-def kb_judgement(question: str) -> KbJudgement | None:
-    """The KB's view of `question`; None if its stem is in no template form or names a drug (or, for
-    which_drug_for, a condition) the KB does not know. Options the KB does not know are false (closed world)."""
-    stem, options = parse_options(question)
-    stem = " ".join(stem.split())
+def _stem_match(stem: str) -> tuple[str, DrugClass, str] | None:
+    """(skill, the class the stem's entity belongs to, the entity as the KB spells it) of a stem in a template form
+    that names something the KB knows; None otherwise."""
     for skill, pattern in _STEM_PATTERNS.items():
         match = pattern.fullmatch(stem)
         if match is None:
             continue
         entity = normalise_text(match["entity"])
-        cls = (_CONDITION_CLASS if skill == "which_drug_for" else _DRUG_CLASS).get(entity)
-        if cls is None:
-            return None
-        names = cls.indications if skill == "which_drug_for" else cls.drugs
-        canonical = next(name for name in names if normalise_text(name) == entity)
-        subject = {"drug": canonical, "condition": canonical, "article": cls.article}
-        values = _true_values(skill, cls)
-        by_text = {normalise_text(value): value for value in values}
-        correct = tuple(letter for letter, text in options if normalise_text(text) in by_text)
-        facts = tuple(_FACTS[skill].format(value=by_text[normalise_text(text)], **subject)
-                      for letter, text in options if letter in correct)
-        if skill == "which_drug_for":
-            known = f"{', '.join(values[:-1])} and {values[-1]} treat {canonical}"
+        if skill in _VALUE_CLASS:
+            cls = _VALUE_CLASS[skill].get(entity)
+            names = [f"{cls.article} {cls.name}"] if skill == "drug_of_class" and cls else (
+                _values(_FACT_OF[skill], cls) if cls else [])
         else:
-            known = _FACTS[skill].format(value=" or ".join(values), **subject)
-        return KbJudgement(skill=skill, correct=correct, facts=facts, known=known)
+            cls = _DRUG_CLASS.get(entity)
+            names = cls.drugs if cls else []
+        # "Which drug is used to treat hives?" also fits drug_of_class's form, with an entity no class has.
+        if cls is not None:
+            return skill, cls, next(name for name in names if normalise_text(name) == entity)
     return None
 
 
+def kb_judgement(question: str) -> KbJudgement | None:
+    """The KB's view of `question`; None if its stem is in no template form or names something the KB does not
+    know. Options the KB does not know are false (closed world)."""
+    stem, options = parse_options(question)
+    matched = _stem_match(" ".join(stem.split()))
+    if matched is None:
+        return None
+    skill, cls, subject = matched
+    values = _true_values(skill, cls)
+    by_text = {normalise_text(value): value for value in values}
+    correct = tuple(letter for letter, text in options if normalise_text(text) in by_text)
+    reasons = tuple(_reasoning(skill, subject, cls, by_text[normalise_text(text)])
+                    for letter, text in options if letter in correct)
+    return KbJudgement(skill=skill, correct=correct, reasons=reasons, known=f"{subject}: {' or '.join(values)}")
+
+
 def difficulty(question: str, reasoning: str) -> str | None:
-    """A question's difficulty: its knowledge-base skill (`class_of`, ...); None for a question in no KB form."""
+    """A question's difficulty: how many knowledge-base steps it takes (`STEPS`), e.g. "3 steps"; None for a
+    question in no KB form."""
     judgement = kb_judgement(question)
-    return judgement.skill if judgement is not None else None
+    return f"{STEPS[judgement.skill]} steps" if judgement is not None else None
 
 
 def kb_answer(question: str) -> str | None:
-    """The letter the KB says is correct; None if the question is in no template form, names an unknown drug or
-    condition in its stem, or has no option or more than one option that the KB holds true."""
+    """The letter the KB says is correct; None if the question is in no template form, names something unknown in
+    its stem, or has no option or more than one option that the KB holds true."""
     judgement = kb_judgement(question)
     if judgement is None or len(judgement.correct) != 1:
         return None
@@ -235,23 +324,28 @@ def kb_answer(question: str) -> str | None:
 def _kb_question(rng: random.Random, skill: str) -> tuple[str, str, list[str], str]:
     """(stem, keyed option, three distractors, reasoning) of one question of `skill`."""
     cls = rng.choice(KNOWLEDGE_BASE)
-    others = [other for other in KNOWLEDGE_BASE if other is not cls]
-    if skill == "which_drug_for":
-        condition, key = rng.choice(cls.indications), rng.choice(cls.drugs)
-        stem = _STEMS[skill].format(condition=condition)
-        fact = _CLASS_FACTS["indication"].format(plural=cls.plural, value=condition)
-        reasoning = f"{key} is {cls.article} {cls.name}; {fact}."
+    if skill in _DRUG_OPTIONS and skill != "interaction":
+        subject = f"{cls.article} {cls.name}" if skill == "drug_of_class" else rng.choice(
+            _values(_FACT_OF[skill], cls))
+        stem = _STEMS[skill].format(article=cls.article, value=cls.name if skill == "drug_of_class" else subject)
+        subject = cls.name if skill == "drug_of_class" else subject
     else:
-        drug, key = rng.choice(cls.drugs), rng.choice(_true_values(skill, cls))
-        stem = _STEMS[skill].format(drug=drug)
-        if skill == "class_of":
-            reasoning = f"The {cls.stem} stem marks {cls.plural}, so {drug} is {cls.article} {cls.name}."
-        else:
-            fact = _CLASS_FACTS[skill].format(plural=cls.plural, value=key)
-            reasoning = f"{drug} is {cls.article} {cls.name}; {fact}."
-    # Distractors come only from other classes: with facts disjoint across classes, exactly one option is right.
-    pool = [value for other in others for value in _true_values(skill, other)]
-    return stem, key, rng.sample(pool, 3), reasoning
+        subject = rng.choice(cls.drugs)
+        stem = _STEMS[skill].format(drug=subject)
+    key = rng.choice(_true_values(skill, cls))
+    # Distractors are values the stem does not make true: with facts disjoint across classes, exactly one option is
+    # right. A question for one of a drug's facts has one distractor that is another kind of fact of the same
+    # class (an indication asked, a side effect offered), so that knowing the class's facts is not enough without
+    # knowing which is which. An interaction's distractors leave out the asked drug itself.
+    right = set(_true_values(skill, cls))
+    same_class = [value for fact in _CLASS_FACTS if fact != _FACT_OF.get(skill) for value in _values(fact, cls)] \
+        if skill in _CLASS_FACTS else []
+    near = rng.sample(same_class, 1) if same_class else []
+    pool = [value for other in KNOWLEDGE_BASE if other is not cls or skill == "interaction"
+            for value in _true_values(skill, other) if value not in right and value != subject]
+    distractors = near + rng.sample(pool, 3 - len(near))
+    rng.shuffle(distractors)
+    return stem, key, distractors, _reasoning(skill, subject, cls, key)
 
 
 def procedural_examples(n: int, seed: int) -> list[Example]:
@@ -276,7 +370,7 @@ def procedural_examples(n: int, seed: int) -> list[Example]:
             raise ValueError(f"cannot find {n} distinct questions in the knowledge base (stuck at {i})")
         seen.add(question)
         examples.append(Example(id=f"mcq-{i:06d}", skill=skill, question=question, reasoning=reasoning,
-                                answer=LETTERS[position]))
+                                answer=format_answer(LETTERS[position], key)))
     return examples
 
 
@@ -360,7 +454,7 @@ def _medmcqa_record(row: object, where: str, base: int | None, index_id: str) ->
         skill=skill,
         question=format_question(stem, options),
         reasoning=reasoning,
-        answer=key,
+        answer=format_answer(key, options[LETTERS.index(key)]),
     )
 
 
@@ -381,7 +475,7 @@ def _pubmedqa_record(pmid: str, record: object, where: str) -> Example:
         skill="pubmedqa",
         question=format_question(f"{stem} Context: {context}", PUBMEDQA_DECISIONS),
         reasoning=_string_field(record, "LONG_ANSWER", where),
-        answer=LETTERS[PUBMEDQA_DECISIONS.index(decision)],
+        answer=format_answer(LETTERS[PUBMEDQA_DECISIONS.index(decision)], decision),
     )
 
 
@@ -540,18 +634,39 @@ def load_examples(source: str, split: str = "train", limit: int | None = None) -
 
 
 def extract_answer(completion: str) -> str | None:
-    """The key letter after the first `####` of a student completion (`B`, `B.`, `(B)`, `B. text`); None if there
-    is none or it is not a single letter A-D."""
+    """The option named after the first `####` of a student completion, as `B: text` (`B. text`, `B) text` too),
+    or `B` where only a letter is given; None if there is none or it names no single letter A-D."""
     text = answer_text(completion)
     if not text:
         return None
     key = parse_key(text.split("\n", 1)[0])
-    return key[0] if key else None
+    if key is None:
+        return None
+    return format_answer(*key) if key[1] else key[0]
 
 
 def answers_match(predicted: str, expected: str) -> bool:
+    """Whether two answers name the same option: by its text when both give one (exactly, up to case, spacing and a
+    final full stop), else by letter. The text decides because it is the answer's content: a letter alone is
+    right by chance one time in four, while an option's text is right only when it is that option."""
     predicted_key, expected_key = parse_key(predicted), parse_key(expected)
-    return predicted_key is not None and expected_key is not None and predicted_key[0] == expected_key[0]
+    if predicted_key is None or expected_key is None:
+        return False
+    if predicted_key[1] and expected_key[1]:
+        return normalise_text(predicted_key[1]) == normalise_text(expected_key[1])
+    return predicted_key[0] == expected_key[0]
+
+
+def chosen_option(answer: str, question: str) -> str | None:
+    """The letter of the option of `question` that `answer` names, as `answers_match` reads it: by its text when it
+    gives one (None if no option has that text), else by its letter; None when it names no letter A-D."""
+    key = parse_key(answer)
+    if key is None:
+        return None
+    if not key[1]:
+        return key[0]
+    text = normalise_text(key[1])
+    return next((letter for letter, option in parse_options(question)[1] if normalise_text(option) == text), None)
 
 
 # ---------------------------------------------------------------------------------------------------------------

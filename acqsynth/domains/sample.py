@@ -29,6 +29,9 @@ class Example:
 class Verdict:
     verified: bool
     reason: str  # "" when verified; otherwise what failed, naming the part of the sample
+    # The answer in the domain's canonical form, where the verifier wrote it differently from the sample (mcq: the
+    # letter of the option whose text the answer gives); None keeps the sample's own.
+    answer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ function: they reject at least one simple mutant of the answer (a constant chang
 the value returned replaced by the first argument), run in the sandbox the same way.
 
 A generated sample carries its tests in the question: a statement naming the function (`add_3(x)`), a `Tests:`
-line, then asserts only. Reasons name the part that failed; `tests: line N` counts the lines of the
+line, then asserts only. Where the name is a procedural task's (`add_3`, `keep_over_4_then_sum`), every test that
+compares a call on literal arguments with a literal must hold for the function that name stands for
+(`acqsynth.domains.code.procedural_function`), so a verified sample is right for the task it states, not only
+consistent with itself. Reasons name the part that failed; `tests: line N` counts the lines of the
 tests block (after `Tests:`) from 1.
 """
 
@@ -16,7 +19,7 @@ import ast
 import re
 from dataclasses import dataclass, replace
 
-from acqsynth.domains.code import TESTS_HEADER, test_setup
+from acqsynth.domains.code import TESTS_HEADER, procedural_function, test_setup
 from acqsynth.domains.sample import Verdict
 from acqsynth.verify.sandbox import MissingLayers, SandboxLimits, SandboxResult, TestedSolution, run_programs
 
@@ -74,6 +77,33 @@ def _tests_problem(module: ast.Module, name: str) -> str | None:
     if len(module.body) < _MIN_ASSERTS:
         plural = "" if len(module.body) == 1 else "s"
         return f"tests: only {len(module.body)} assert{plural}; expected at least {_MIN_ASSERTS}"
+    return None
+
+
+def _reference_problem(module: ast.Module, name: str) -> str | None:
+    """Why a test contradicts the function a procedural task's name stands for (`add_3`: x + 3), read from its
+    literal arguments and expected value; None when none does, or the name stands for no procedural function."""
+    function = procedural_function(name)
+    if function is None:
+        return None
+    for statement in module.body:
+        test = statement.test if isinstance(statement, ast.Assert) else None
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)
+                and isinstance(test.left, ast.Call) and isinstance(test.left.func, ast.Name)
+                and test.left.func.id == name and not test.left.keywords):
+            continue
+        try:
+            arguments = [ast.literal_eval(argument) for argument in test.left.args]
+            expected = ast.literal_eval(test.comparators[0])
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        try:
+            value = function(*arguments)
+        except Exception:  # noqa: BLE001 - arguments the function cannot take: the task states nothing for them
+            return f"tests: line {statement.lineno} calls {name} with arguments its task does not take"
+        if value != expected or type(value) is not type(expected):
+            return (f"tests: line {statement.lineno} expects {expected!r}, but {name} as its name states gives "
+                    f"{value!r}")
     return None
 
 
@@ -170,7 +200,7 @@ def _prepare(question: str, reasoning: str, answer: str) -> _Prepared | Verdict:
         return Verdict(False, module)
     # The statement may name other calls too ("use max(a, b)"): the function is the first named one the tests call.
     name = next((candidate for candidate in names if _calls(module, candidate)), names[0])
-    problem = _tests_problem(module, name) or _answer_problem(answer, name)
+    problem = _tests_problem(module, name) or _reference_problem(module, name) or _answer_problem(answer, name)
     if problem is not None:
         return Verdict(False, problem)
     return _Prepared(TestedSolution(answer, tests), tests, name)

@@ -14,7 +14,8 @@ import re
 from collections import Counter
 from typing import Literal
 
-from acqsynth.domains.mcq import LETTERS, kb_judgement, normalise_text, parse_key, parse_options
+from acqsynth.domains.mcq import (LETTERS, chosen_option, format_answer, kb_judgement, normalise_text, parse_key,
+                                  parse_options)
 from acqsynth.domains.sample import Verdict
 
 _CLAUSE_SPLIT_RE = re.compile(r"[.;:,!?](?:\s+|$)|\s+but\s+|\n")
@@ -78,9 +79,11 @@ def _reasoning_problem(reasoning: str, options: list[tuple[str, str]], key: str)
 
 
 def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
-    """Accept a generated sample only if the question has four distinct options A-D, the answer is one of their
-    letters, the reasoning states the keyed option and no other (see the module docstring), and, for a question in
-    one of the knowledge base's template forms, the key is the one option the knowledge base holds true."""
+    """Accept a generated sample only if the question has four distinct options A-D, the answer names one of them
+    (by its text where it gives one, as grading reads it: `chosen_option`), the reasoning states the keyed option
+    and no other (see the module docstring), and, for a question in one of the knowledge base's template forms, the
+    key is the one option the knowledge base holds true. A verified answer is kept as the letter with its option's
+    text (`Verdict.answer` where that differs from the sample's)."""
     stem, options = parse_options(question)
     if problem := _structure_problem(stem, options):
         return Verdict(False, problem)
@@ -88,9 +91,9 @@ def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
     parsed = parse_key(answer)
     if parsed is None:
         return Verdict(False, f"answer {answer.strip()!r} is not one option letter A-D")
-    key, answer_option = parsed
-    if answer_option and normalise_text(answer_option) != normalise_text(texts[key]):
-        return Verdict(False, f"answer {answer.strip()!r} does not match option {key} ({texts[key]})")
+    key = chosen_option(answer, question)
+    if key is None:
+        return Verdict(False, f"answer {answer.strip()!r} names no option: {parsed[1]!r} is none of A-D's texts")
     if not reasoning.strip():
         return Verdict(False, "reasoning is empty")
     if problem := _reasoning_problem(reasoning, options, key):
@@ -98,16 +101,18 @@ def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
     judgement = kb_judgement(question)
     if judgement is not None:
         if len(judgement.correct) > 1:
-            facts = "; ".join(f"{fact} ({letter})" for fact, letter in zip(judgement.facts, judgement.correct))
+            facts = "; ".join(f"{fact.rstrip('.')} ({letter})"
+                              for fact, letter in zip(judgement.reasons, judgement.correct))
             return Verdict(False, f"options {' and '.join(judgement.correct)} are all right per the knowledge base: "
                                   f"{facts}")
         if judgement.correct != (key,):
             if judgement.correct:
-                truth = f"{judgement.facts[0]} ({judgement.correct[0]})"
+                truth = f"{judgement.reasons[0].rstrip('.')} ({judgement.correct[0]})"
             else:
-                truth = f"{judgement.known}, which no option names"
+                truth = f"it holds {judgement.known}, which no option names"
             return Verdict(False, f"key {key} contradicts the knowledge base: {truth}")
-    return Verdict(True, "")
+    canonical = format_answer(key, texts[key])
+    return Verdict(True, "", None if canonical == answer.strip() else canonical)
 
 
 def verify_batch(questions: list[str], reasonings: list[str], answers: list[str]) -> list[Verdict]:

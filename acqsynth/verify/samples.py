@@ -43,7 +43,7 @@ class SampleCheck:
     format_score: float
     question: str | None
     reasoning: str | None
-    answer: str | None
+    answer: str | None  # in the domain's canonical form (`Verdict.answer`)
 
 
 def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
@@ -67,5 +67,5 @@ def check_samples(texts: Sequence[str], domain: str, rules: VerifyRules | None =
             continue
         verdict = next(verdicts)
         checks.append(SampleCheck(True, verdict.verified, verdict.reason, score, sample.question, sample.reasoning,
-                                  sample.answer))
+                                  verdict.answer or sample.answer))
     return checks

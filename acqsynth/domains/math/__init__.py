@@ -37,6 +37,8 @@ def difficulty(question: str, reasoning: str) -> str | None:
 
 
 GENERATOR_INSTRUCTION = "Write a new grade-school math problem like this example."
+# GSM8K's calculator fills in the value of each annotation while the generator samples (acqsynth.generation.calculator).
+SAMPLED_WITH_CALCULATOR = True
 # ---------------------------------------------------------------------------------------------------------------
 # Verification and grading (the domain interface; see acqsynth.domains)
 
