@@ -480,3 +480,34 @@ def test_answer_model_in_the_verify_stage_relabels_or_rejects(smoke_workspace, t
         # Either way a kept answer is the letter with its own option's text.
         assert all(mcq.chosen_option(answer, question) == answer[0]
                    for question, answer in zip(kept["question"], kept["answer"], strict=True))
+
+
+def test_the_verify_stage_keeps_an_answer_as_the_option_its_text_names(smoke_workspace, tmp_path):
+    """A generated answer whose letter is not its text's option is verified by its text, as grading reads it, and
+    kept with the right letter; an answer whose text is no option is rejected."""
+    import shutil
+
+    import pandas as pd
+
+    from acqsynth import artifacts, stages
+    from acqsynth.config import Layout, profile_params, resolve
+    from acqsynth.domains.sample import format_sample
+
+    root = tmp_path / "workspace"
+    shutil.copytree(smoke_workspace, root)
+    layout = Layout(root)
+    examples = procedural_examples(6, seed=11)
+    wrong_letter = [f"{'ABCD'[('ABCD'.index(e.answer[0]) + 1) % 4]}{e.answer[1:]}" for e in examples[:4]]
+    answers = wrong_letter + [examples[4].answer, "A: no such option"]
+    artifacts.write_table(layout.generated, pd.DataFrame({
+        "id": [f"gen-{i:06d}" for i in range(len(examples))], "domain": "mcq", "seed_id": "mcq/x",
+        "generator": "models/generator_grpo@0",
+        "completion": [format_sample(e.question, e.reasoning, a) for e, a in zip(examples, answers)],
+        "parsed": True, "parse_error": "", "question": [e.question for e in examples],
+        "reasoning": [e.reasoning for e in examples], "answer": answers}))
+    stages.verify(resolve({**profile_params("smoke"), "domain": "mcq"}), layout)
+    kept = artifacts.read_table(layout.verified)
+    rejected = artifacts.read_table(layout.verified.with_name("rejected.parquet"))
+    assert list(kept["answer"]) == [e.answer for e in examples[:5]]
+    assert list(rejected["reason"]) == ["answer 'A: no such option' names no option: 'no such option' is none of "
+                                        "A-D's texts"]
