@@ -207,7 +207,6 @@ _CLASS_FACTS = {
     "contraindication": "{plural} should be avoided in {value}",
     "side_effect": "{plural} can cause {value}",
 }
-_DRUG_CLASS = {normalise_text(drug): cls for cls in KNOWLEDGE_BASE for drug in cls.drugs}
 _CLASS_BY_NAME = {cls.name: cls for cls in KNOWLEDGE_BASE}
 
 
@@ -216,11 +215,13 @@ def _values(fact: str, cls: DrugClass) -> tuple[str, ...]:
             "side_effect": cls.side_effects}[fact]
 
 
-# A value the question starts from (a class name with its article, a condition, an effect) -> its one class.
-_VALUE_CLASS = {
-    "drug_of_class": {normalise_text(f"{cls.article} {cls.name}"): cls for cls in KNOWLEDGE_BASE},
-    **{skill: {normalise_text(value): cls for cls in KNOWLEDGE_BASE for value in _values(fact, cls)}
-       for skill, fact in _FACT_OF.items() if skill in _DRUG_OPTIONS},
+# What the stem of each skill names (a drug; a class with its article; a condition or an effect), normalised -> its
+# one class and the KB's spelling.
+_ENTITIES: dict[str, dict[str, tuple[DrugClass, str]]] = {
+    skill: {normalise_text(name): (cls, name) for cls in KNOWLEDGE_BASE for name in (
+        (f"{cls.article} {cls.name}",) if skill == "drug_of_class"
+        else _values(_FACT_OF[skill], cls) if skill in _DRUG_OPTIONS and skill != "interaction" else cls.drugs)}
+    for skill in SKILLS
 }
 
 
@@ -268,20 +269,9 @@ def _stem_match(stem: str) -> tuple[str, DrugClass, str] | None:
     """(skill, the class the stem's entity belongs to, the entity as the KB spells it) of a stem in a template form
     that names something the KB knows; None otherwise."""
     for skill, pattern in _STEM_PATTERNS.items():
-        match = pattern.fullmatch(stem)
-        if match is None:
-            continue
-        entity = normalise_text(match["entity"])
-        if skill in _VALUE_CLASS:
-            cls = _VALUE_CLASS[skill].get(entity)
-            names = [f"{cls.article} {cls.name}"] if skill == "drug_of_class" and cls else (
-                _values(_FACT_OF[skill], cls) if cls else [])
-        else:
-            cls = _DRUG_CLASS.get(entity)
-            names = cls.drugs if cls else []
         # "Which drug is used to treat hives?" also fits drug_of_class's form, with an entity no class has.
-        if cls is not None:
-            return skill, cls, next(name for name in names if normalise_text(name) == entity)
+        if (match := pattern.fullmatch(stem)) and (found := _ENTITIES[skill].get(normalise_text(match["entity"]))):
+            return skill, *found
     return None
 
 
@@ -324,11 +314,12 @@ def kb_answer(question: str) -> str | None:
 def _kb_question(rng: random.Random, skill: str) -> tuple[str, str, list[str], str]:
     """(stem, keyed option, three distractors, reasoning) of one question of `skill`."""
     cls = rng.choice(KNOWLEDGE_BASE)
-    if skill in _DRUG_OPTIONS and skill != "interaction":
-        subject = f"{cls.article} {cls.name}" if skill == "drug_of_class" else rng.choice(
-            _values(_FACT_OF[skill], cls))
-        stem = _STEMS[skill].format(article=cls.article, value=cls.name if skill == "drug_of_class" else subject)
-        subject = cls.name if skill == "drug_of_class" else subject
+    if skill == "drug_of_class":
+        subject = cls.name
+        stem = _STEMS[skill].format(article=cls.article, value=subject)
+    elif skill in _DRUG_OPTIONS and skill != "interaction":
+        subject = rng.choice(_values(_FACT_OF[skill], cls))
+        stem = _STEMS[skill].format(value=subject)
     else:
         subject = rng.choice(cls.drugs)
         stem = _STEMS[skill].format(drug=subject)
