@@ -1,4 +1,5 @@
-"""Applies reports/compare/math/protocol.md's criteria to the confirmatory run's files, as written."""
+"""Applies the criteria of a confirmatory comparison's protocol (reports/compare/<domain>/protocol.md; the same for
+every target domain) to the run's files, as written: `python reports/compare/criteria.py reports/compare/<domain>`."""
 import json
 import sys
 from pathlib import Path
@@ -12,14 +13,17 @@ runs = pd.read_csv(out / "runs.csv")
 runs = runs[runs["group"] == "arms"]
 summary = json.loads((out / "summary.json").read_text())
 ARM = "acqsyn_learnability"
+# The domains the student knew besides the target: those the runs measured forgetting on.
+FORGETTING_DOMAINS = [column.removeprefix("forgetting_") for column in runs.columns if column.startswith("forgetting_")]
 
 print("## per arm (accuracy %, mean ± CI95 over seeds)")
 for arm, group in runs.groupby("arm", sort=False):
     acc = group["accuracy"].to_numpy() * 100
     half = stats.t.ppf(0.975, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))
     gain = acc.mean() - 100 * group["before"].mean()
-    print(f"{arm}: {acc.mean():.1f} ± {half:.1f} (n={len(acc)}), gain {gain:+.1f}; forgetting mcq "
-          f"{100 * group['forgetting_mcq'].mean():.1f}, code {100 * group['forgetting_code'].mean():.1f}; "
+    forgetting = ", ".join(f"{domain} {100 * group[f'forgetting_{domain}'].mean():.1f}"
+                           for domain in FORGETTING_DOMAINS)
+    print(f"{arm}: {acc.mean():.1f} ± {half:.1f} (n={len(acc)}), gain {gain:+.1f}; forgetting {forgetting}; "
           f"n_data {group['n_data'].mean():.0f}; verified {group['verified_rate'].mean():.3f}")
 
 print("\n## primary (Holm)")
@@ -42,7 +46,7 @@ def forgetting_interval(domain):
 
 print("\n## forgetting: paired (learnability - original) drop, 95% t over seeds")
 forgets_no_more = True
-for domain in ("mcq", "code"):
+for domain in FORGETTING_DOMAINS:
     mean, low, high, n = forgetting_interval(domain)
     ok = low <= 0
     forgets_no_more &= ok
