@@ -15,6 +15,7 @@ from acqsynth.domains.mcq import (
     extract_answer,
     format_question,
     kb_answer,
+    kb_judgement,
     load_examples,
     parse_key,
     parse_options,
@@ -511,3 +512,14 @@ def test_the_verify_stage_keeps_an_answer_as_the_option_its_text_names(smoke_wor
     assert list(kept["answer"]) == [e.answer for e in examples[:5]]
     assert list(rejected["reason"]) == ["answer 'A: no such option' names no option: 'no such option' is none of "
                                         "A-D's texts"]
+
+
+def test_a_question_that_repeats_a_letter_is_judged_option_by_option():
+    """GRPO's rollouts are read for their difficulty before verification rejects them (a run crashed on this)."""
+    question = "Zorivan is used to treat which condition?\nA. hives\nB. panic disorder\nB. hypertension\nD. gout"
+    judgement = kb_judgement(question)
+    assert judgement.correct == ("B",) and judgement.reasons == ("Zorivan is a beta blocker; beta blockers treat "
+                                                                  "hypertension.",)
+    assert difficulty(question, "") == "2 steps"
+    assert verify_mcq_sample(question, "Zorivan treats hypertension.", "B: hypertension").reason.startswith(
+        "question has options A, B, B, D")

@@ -285,10 +285,12 @@ def kb_judgement(question: str) -> KbJudgement | None:
     skill, cls, subject = matched
     values = _true_values(skill, cls)
     by_text = {normalise_text(value): value for value in values}
-    correct = tuple(letter for letter, text in options if normalise_text(text) in by_text)
-    reasons = tuple(_reasoning(skill, subject, cls, by_text[normalise_text(text)])
-                    for letter, text in options if letter in correct)
-    return KbJudgement(skill=skill, correct=correct, reasons=reasons, known=f"{subject}: {' or '.join(values)}")
+    # Option by option, not by letter: a generated question may repeat a letter ("B. x" twice).
+    true_options = [(letter, by_text[normalise_text(text)]) for letter, text in options
+                    if normalise_text(text) in by_text]
+    return KbJudgement(skill=skill, correct=tuple(letter for letter, _ in true_options),
+                       reasons=tuple(_reasoning(skill, subject, cls, value) for _, value in true_options),
+                       known=f"{subject}: {' or '.join(values)}")
 
 
 def difficulty(question: str, reasoning: str) -> str | None:
