@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from acqsynth.domains import domain_module
-from acqsynth.domains.sample import student_prompt
+from acqsynth.domains import domain_module, student_question
 from acqsynth.generation.transformers_backend import generate
 from acqsynth.models.loading import LoadedModel
 
@@ -34,7 +33,7 @@ def grade(domain: str, examples: pd.DataFrame, completions: Sequence[str], worke
 
 def accuracy(student: LoadedModel, examples: pd.DataFrame, domain: str, max_new_tokens: int, batch_size: int,
              description: str | None = None, workers: int = 1, missing_layers: MissingLayers = "refuse") -> Accuracy:
-    answers = generate(student.model, student.tokenizer, [student_prompt(q) for q in examples["question"]],
+    answers = generate(student.model, student.tokenizer, [student_question(domain, q) for q in examples["question"]],
                        max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
                        description=description)
     completions = [answer.text for answer in answers]

@@ -27,10 +27,9 @@ import pandas as pd
 
 from acqsynth import artifacts, imports
 from acqsynth.config import PROCEDURAL, REWARD_NAMES, TINY, Layout, PipelineConfig
-from acqsynth.domains import DOMAIN_NAMES, domain_module
+from acqsynth.domains import DOMAIN_NAMES, domain_module, student_pair, student_question
 from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
-from acqsynth.domains.sample import student_completion
-from acqsynth.domains.sample import student_prompt, unique_questions
+from acqsynth.domains.sample import unique_questions
 from acqsynth.models.cards import write_model_card
 from acqsynth.models.loading import save_checkpoint
 from acqsynth.quality import gates
@@ -290,8 +289,8 @@ def generator_pairs(examples: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
 
 
 def student_pairs(examples: pd.DataFrame) -> list[tuple[str, str]]:
-    return [(student_prompt(q), student_completion(r, a))
-            for q, r, a in zip(examples["question"], examples["reasoning"], examples["answer"], strict=True)]
+    return [student_pair(domain, q, r, a) for domain, q, r, a in
+            zip(examples["domain"], examples["question"], examples["reasoning"], examples["answer"], strict=True)]
 
 
 def _generator_prompts(seeds: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -537,7 +536,8 @@ def _answer_model_votes(config: PipelineConfig, layout: Layout, questions: list[
     cfg = config.verify.answer_model
     _seed_everything(config.seed)
     model = _load(layout.base_student if cfg.model == "student" else Path(cfg.model))
-    groups = sample_answers(model, [student_prompt(q) for q in questions], cfg.samples, cfg.temperature,
+    groups = sample_answers(model, [student_question(config.domain, q) for q in questions], cfg.samples,
+                            cfg.temperature,
                             config.evaluate.max_new_tokens, config.evaluate.batch_size)
     extract = domain_module(config.domain).extract_answer
     return [[extract(text) for text in group] for group in groups]
@@ -805,10 +805,10 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         chosen = frame.iloc[np.argsort(-scores, kind="stable")[:budget]]
     else:
         chosen = frame.iloc[:budget]
+    pairs = [student_pair(config.domain, question, reasoning, answer) for question, reasoning, answer
+             in zip(chosen["question"], chosen["reasoning"], chosen["answer"], strict=True)]
     chosen = chosen.assign(
-        prompt=[student_prompt(question) for question in chosen["question"]],
-        completion=[student_completion(reasoning, answer)
-                    for reasoning, answer in zip(chosen["reasoning"], chosen["answer"], strict=True)],
+        prompt=[prompt for prompt, _ in pairs], completion=[completion for _, completion in pairs],
         **{column: None if column in ("seed_id", "generator") else np.nan
            for column in PROVENANCE_COLUMNS if column not in chosen})
     chosen = chosen[SELECTED_COLUMNS + PROVENANCE_COLUMNS].reset_index(drop=True)

@@ -6,6 +6,7 @@ import sys
 import time
 import types
 
+import pandas as pd
 import pytest
 
 from acqsynth.domains.code import (
@@ -14,9 +15,12 @@ from acqsynth.domains.code import (
     answers_match,
     difficulty,
     extract_answer,
+    grade,
     load_examples,
     procedural_examples,
     procedural_function,
+    student_tests,
+    student_view,
 )
 from acqsynth.domains.sample import Verdict, format_sample, parse_sample, student_completion
 from acqsynth.verify.code import grade_solutions, mutants, verify_batch, verify_code_sample
@@ -548,3 +552,58 @@ def test_tests_must_hold_for_the_function_a_procedural_name_states(tests, answer
     assert reason != "tests: line 2 expects 11, but add_3_then_times_2 as its name states gives 10" or \
         verify_code_sample(question.replace("add_3_then_times_2", "frob"), "r", answer.replace("add_3_then_times_2",
                            "frob"), limits=QUICK_LIMITS).verified
+
+
+# --- what the student sees --------------------------------------------------------------------------------------
+
+
+def test_the_student_sees_a_procedural_task_without_its_name_or_constants():
+    question, reasoning, answer = student_view(QUESTION, "add_3 adds 3 to x.", ANSWER)
+    assert question == ("Write a function f(x) that returns x plus a certain number.\nTests:\nassert f(1) == 4\n"
+                        "assert f(5) == 8")
+    assert (reasoning, answer) == ("f adds 3 to x.", "def f(x):\n    return x + 3")
+    count = ("Write a function count_c(s) that returns how many times 'c' appears in s.\nTests:\n"
+             "assert count_c('cc') == 2")
+    assert student_view(count, "", "")[0].startswith("Write a function f(s) that returns how many times a certain "
+                                                     "letter appears in s.\n")
+    clamp = ("Write a function clamp_2_12(x) that returns x limited to the range 2 to 12.\nTests:\n"
+             "assert clamp_2_12(1) == 2")
+    assert "limited to the range a certain number to a certain number." in student_view(clamp, "", "")[0]
+    assert student_tests(QUESTION, "assert add_3(1) == 4\nassert add_3(9) == 12\n") == \
+        "assert f(1) == 4\nassert f(9) == 12\n"
+    # A name inside a longer word is not the function's.
+    assert student_view(QUESTION, "add_3_more", ANSWER)[1] == "add_3_more"
+
+
+@pytest.mark.parametrize("question", [
+    "Write a function frob(x) that returns x plus 3.\nTests:\nassert frob(1) == 4\nassert frob(5) == 8",  # no task
+    "Write a function to add two numbers.\nTests:\nassert add(1, 2) == 3",  # MBPP's form
+    'def add_3(x):\n    """Return x plus 3."""\n',  # HumanEval's form
+    "Write a function add_3(x) that returns x plus 3.",  # no tests to show it by
+])
+def test_any_other_task_is_seen_as_written(question):
+    assert student_view(question, REASONING, ANSWER) == (question, REASONING, ANSWER)
+    assert student_tests(question, "assert add_3(1) == 4\n") == "assert add_3(1) == 4\n"
+
+
+def test_no_procedural_task_shows_its_name_or_constants_to_the_student():
+    for example in procedural_examples(3000, seed=2):
+        name = re.match(r"Write a function (\w+)\(", example.question)[1]
+        question, reasoning, answer = student_view(example.question, example.reasoning, example.answer)
+        statement, tests = question.split("\nTests:\n")
+        assert statement.startswith("Write a function f(") and not re.search(r"\d|'[a-z]'", statement)
+        assert tests == example.question.split("\nTests:\n")[1].replace(name, "f")
+        assert name not in question + reasoning + answer + student_tests(example.question, example.tests)
+
+
+def test_grade_holds_the_student_to_the_task_it_saw():
+    examples = procedural_examples(24, seed=6)  # each one-step family once and 12 two-step tasks
+    frame = pd.DataFrame({"question": [e.question for e in examples], "tests": [e.tests for e in examples]})
+    seen = [student_view(e.question, e.reasoning, e.answer)[2] for e in examples]
+    assert grade(seen, frame, workers=2) == [True] * 24
+    # The answer under the name the student never saw, or one that passes only the visible tests, is wrong.
+    assert grade([e.answer for e in examples[:2]], frame[:2], workers=2) == [False, False]
+    visible_only = "def f(x):\n    return {1: 4, 5: 8}[x]"
+    frame = pd.DataFrame({"question": [QUESTION], "tests": ["assert add_3(1) == 4\nassert add_3(5) == 8\n"
+                                                              "assert add_3(2) == 5\n"]})
+    assert grade([visible_only, "def f(x):\n    return x + 3"], pd.concat([frame, frame]), workers=2) == [False, True]

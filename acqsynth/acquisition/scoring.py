@@ -57,7 +57,13 @@ class AcquisitionScorer:
         `embeddings` of the questions, when the caller already has them."""
         names = list(names)
         cfg = self.config
-        prompts = [student_prompt(q) for q in questions]
+        # The student reads each sample as its domain shows it to the student (`student_view`); proximity and
+        # diversity embed the questions as written, as the seed centroids do.
+        module = domain_module(self.domain)
+        viewed = [module.student_view(q, r, a) for q, r, a in zip(questions, reasonings, answers, strict=True)]
+        prompts = [student_prompt(q) for q, _, _ in viewed]
+        reasonings = [r for _, r, _ in viewed]
+        answers = [a for _, _, a in viewed]
         completions = [student_completion(r, a) for r, a in zip(reasonings, answers, strict=True)]
         result: dict[str, np.ndarray] = {}
         if not questions:
@@ -79,14 +85,13 @@ class AcquisitionScorer:
             from acqsynth.acquisition.answer_variance import answer_variance_rewards, sample_answers
             from acqsynth.acquisition.learnability import learnability_rewards
 
-            domain = domain_module(self.domain)
             sampled = sample_answers(self.student, prompts, cfg.answer_variance_samples,
                                      cfg.answer_variance_temperature, cfg.max_new_tokens, cfg.batch_size)
-            extracted = [[domain.extract_answer(text) for text in group] for group in sampled]
+            extracted = [[module.extract_answer(text) for text in group] for group in sampled]
             if "answer_variance" in names:
-                result["answer_variance"] = answer_variance_rewards(extracted, domain.answers_match)
+                result["answer_variance"] = answer_variance_rewards(extracted, module.answers_match)
             if "learnability" in names:
-                result["learnability"] = learnability_rewards(extracted, answers, domain.answers_match)
+                result["learnability"] = learnability_rewards(extracted, answers, module.answers_match)
         if "proximity" in names or "diversity" in names:
             if embeddings is None:
                 embeddings = self.embed(questions)

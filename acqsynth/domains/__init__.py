@@ -1,16 +1,18 @@
 """The verifiable domains: math, mcq (medical multiple choice) and code. Each is one module with the same interface:
 NAME, GENERATOR_INSTRUCTION, SAMPLED_WITH_CALCULATOR (whether the calculator fills in the values its samples
-state), procedural_examples, load_examples, extract_answer, answers_match, difficulty (what a generated sample
+state), student_view (what the student sees of a sample: as written, or for procedural code the task shown by its
+tests only), procedural_examples, load_examples, extract_answer, answers_match, difficulty (what a generated sample
 should share with its seed, and what the reports break accuracy down by: the number of steps of a math problem, of
 knowledge-base steps of a medical question, of steps of a code task), verify (the verifier of generated samples)
-and grade (whether the student's answers are right). Adding a domain is adding its module and naming it in
-DOMAINS."""
+and grade (whether the student's answers, to what it saw, are right). Adding a domain is adding its module and
+naming it in DOMAINS."""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from acqsynth.domains import code, math, mcq
+from acqsynth.domains.sample import student_completion, student_prompt
 
 DOMAINS = (math, mcq, code)
 DOMAIN_NAMES = tuple(module.NAME for module in DOMAINS)
@@ -21,3 +23,14 @@ def domain_module(name: str) -> ModuleType:
         if module.NAME == name:
             return module
     raise ValueError(f"domain: expected one of {list(DOMAIN_NAMES)}, got {name!r}")
+
+
+def student_pair(domain: str, question: str, reasoning: str, answer: str) -> tuple[str, str]:
+    """The prompt and the completion of a `domain` sample as the student sees it (the domain's `student_view`)."""
+    question, reasoning, answer = domain_module(domain).student_view(question, reasoning, answer)
+    return student_prompt(question), student_completion(reasoning, answer)
+
+
+def student_question(domain: str, question: str) -> str:
+    """The prompt of a `domain` question as the student sees it."""
+    return student_prompt(domain_module(domain).student_view(question, "", "")[0])

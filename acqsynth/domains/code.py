@@ -428,6 +428,50 @@ def _render(task: _Task, example_id: str) -> Example:
     )
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# What the student sees of a task
+
+STUDENT_FUNCTION = "f"
+_STATED_TASK_RE = re.compile(
+    rf"Write a function ([A-Za-z_]\w*)\(([^()\n]*)\) that ([^\n]*)\n({re.escape(TESTS_HEADER)}\n.*)", re.DOTALL)
+# A statement's constants, each with what the student sees instead.
+_CONSTANTS = ((re.compile(r"'[a-z]'"), "a certain letter"), (re.compile(r"\b\d+\b"), "a certain number"))
+
+
+def _stated_procedural_task(question: str) -> re.Match[str] | None:
+    """The parts of a task stated with a procedural function's name (name, parameters, statement, `Tests:` block);
+    None for any other task (HumanEval, MBPP, a name that stands for nothing)."""
+    match = _STATED_TASK_RE.fullmatch(question)
+    return match if match is not None and procedural_function(match[1]) is not None else None
+
+
+def _renamed(name: str, text: str) -> str:
+    return re.sub(rf"\b{name}\b", STUDENT_FUNCTION, text)
+
+
+def student_view(question: str, reasoning: str, answer: str) -> tuple[str, str, str]:
+    """A task as the student sees it. A procedural task's function is renamed `f` and the constants of its
+    statement are hidden ("returns x plus a certain number"), so that the student infers them from the visible
+    tests and is graded on the hidden one. Stated in full, the tasks are transliteration, which the tiny student
+    learns to 98% (issue 15). The generator still writes, and the data keeps, the task in full: its name is what
+    the calculator computes test values from and what verification checks the tests against. Any other task is
+    shown as it is."""
+    match = _stated_procedural_task(question)
+    if match is None:
+        return question, reasoning, answer
+    name, parameters, statement, tests = match.groups()
+    for constant, hidden in _CONSTANTS:
+        statement = constant.sub(hidden, statement)
+    return (f"Write a function {STUDENT_FUNCTION}({parameters}) that {statement}\n{_renamed(name, tests)}",
+            _renamed(name, reasoning), _renamed(name, answer))
+
+
+def student_tests(question: str, tests: str) -> str:
+    """The test program that grades the student's answer to `question`: calling `f` where the student saw it."""
+    match = _stated_procedural_task(question)
+    return tests if match is None else _renamed(match[1], tests)
+
+
 def procedural_examples(n: int, seed: int) -> list[Example]:
     """`n` small function tasks with unique questions, the same for the same seed; `skill` is the one-step family
     or `two_steps`.
@@ -631,7 +675,10 @@ def verify(questions: list[str], reasonings: list[str], answers: list[str], rule
 
 def grade(predicted: list[str | None], examples: pd.DataFrame, workers: int = 1,
           missing_layers: MissingLayers = "refuse") -> list[bool]:
-    """Whether each predicted solution passes its example's tests, in the sandbox."""
+    """Whether each predicted solution (to the task as the student saw it: `student_view`) passes its example's
+    tests, in the sandbox."""
     from acqsynth.verify.code import grade_solutions
 
-    return grade_solutions(predicted, list(examples["tests"]), workers=workers, missing_layers=missing_layers)
+    tests = [student_tests(question, test) for question, test in zip(examples["question"], examples["tests"],
+                                                                       strict=True)]
+    return grade_solutions(predicted, tests, workers=workers, missing_layers=missing_layers)

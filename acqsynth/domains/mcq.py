@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from acqsynth.domains.records import looks_like_hub_id
-from acqsynth.domains.sample import Example, answer_text, graded_by_answer
+from acqsynth.domains.sample import Example, answer_text, as_written, graded_by_answer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 NAME = "mcq"
 GENERATOR_INSTRUCTION = "Write a new medical multiple-choice question like this example."
 SAMPLED_WITH_CALCULATOR = False  # a question states no value to compute
+student_view = as_written
 LETTERS = "ABCD"
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -108,6 +108,11 @@ def generator_prompt(instruction: str, question: str, reasoning: str, answer: st
     return f"{instruction}\n{format_sample(question, reasoning, answer)}\nNew:\n"
 
 
+def as_written(question: str, reasoning: str, answer: str) -> tuple[str, str, str]:
+    """The student view (`student_view`) of a domain whose student sees a sample as it is written."""
+    return question, reasoning, answer
+
+
 def student_prompt(question: str) -> str:
     return f"Question: {question}\nAnswer:"
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from acqsynth.domains.math.answers import answers_match, extract_answer
 from acqsynth.domains.math.problems import MathDifficulty, procedural_examples
 from acqsynth.domains.math.records import load_examples
-from acqsynth.domains.sample import graded_by_answer
+from acqsynth.domains.sample import as_written, graded_by_answer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from acqsynth.verify.sandbox import MissingLayers
 
 __all__ = ["GENERATOR_INSTRUCTION", "NAME", "MathDifficulty", "answers_match", "difficulty", "extract_answer", "grade",
-           "load_examples", "procedural_examples", "verify"]
+           "load_examples", "procedural_examples", "student_view", "verify"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # The domain contract (the names every domain module exposes)
@@ -39,6 +39,7 @@ def difficulty(question: str, reasoning: str) -> str | None:
 GENERATOR_INSTRUCTION = "Write a new grade-school math problem like this example."
 # GSM8K's calculator fills in the value of each annotation while the generator samples (acqsynth.generation.calculator).
 SAMPLED_WITH_CALCULATOR = True
+student_view = as_written
 # ---------------------------------------------------------------------------------------------------------------
 # Verification and grading (the domain interface; see acqsynth.domains)
 
