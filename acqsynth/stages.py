@@ -537,8 +537,7 @@ def _answer_model_votes(config: PipelineConfig, layout: Layout, questions: list[
     _seed_everything(config.seed)
     model = _load(layout.base_student if cfg.model == "student" else Path(cfg.model))
     groups = sample_answers(model, [student_question(config.domain, q) for q in questions], cfg.samples,
-                            cfg.temperature,
-                            config.evaluate.max_new_tokens, config.evaluate.batch_size)
+                            cfg.temperature, config.evaluate.max_new_tokens, config.evaluate.batch_size)
     extract = domain_module(config.domain).extract_answer
     return [[extract(text) for text in group] for group in groups]
 

@@ -1,11 +1,11 @@
 """The verifiable domains: math, mcq (medical multiple choice) and code. Each is one module with the same interface:
 NAME, GENERATOR_INSTRUCTION, SAMPLED_WITH_CALCULATOR (whether the calculator fills in the values its samples
-state), student_view (what the student sees of a sample: as written, or for procedural code the task shown by its
-tests only), procedural_examples, load_examples, extract_answer, answers_match, difficulty (what a generated sample
-should share with its seed, and what the reports break accuracy down by: the number of steps of a math problem, of
-knowledge-base steps of a medical question, of steps of a code task), verify (the verifier of generated samples)
-and grade (whether the student's answers, to what it saw, are right). Adding a domain is adding its module and
-naming it in DOMAINS."""
+state), student_view (what the student sees of a sample: as written, or for procedural code the task with its
+function renamed and its constants hidden), procedural_examples, load_examples, extract_answer, answers_match,
+difficulty (what a generated sample should share with its seed, and what the reports break accuracy down by: the
+number of steps of a math problem, of knowledge-base steps of a medical question, of steps of a code task), verify
+(the verifier of generated samples) and grade (whether the student's answers, to what it saw, are right). Adding a
+domain is adding its module and naming it in DOMAINS."""
 
 from __future__ import annotations
 
