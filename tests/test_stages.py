@@ -345,10 +345,14 @@ def test_a_run_exports_as_a_hugging_face_dataset_with_its_card(smoke_workspace, 
     out = tmp_path / "dataset"
     written = write_dataset(config, layout, out)
     assert written[0] == "selected" and "scored" in written and "rejected" in written
-    selected = load_dataset(str(out), "selected", split="train")
+    # HF's cache keys a local dataset on its directory's name, not its content: a cache of this test's own, so
+    # that an export of an earlier run (in ~/.cache) is never what is read.
+    cache = tmp_path / "hf-cache"
+    selected = load_dataset(str(out), "selected", split="train", cache_dir=str(cache))
     frame = artifacts.read_table(layout.selected)
     assert selected.num_rows == len(frame) and selected["prompt"] == list(frame["prompt"])
-    assert load_dataset(str(out), split="train").num_rows == len(frame)  # selected is the default config
+    # selected is the default config
+    assert load_dataset(str(out), split="train", cache_dir=str(cache)).num_rows == len(frame)
     metadata = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])["acqsynth"]
     assert metadata["generator"]["content_hash"] == artifacts.content_hash(layout.policy)
     assert metadata["verification"]["verified_rate"] == artifacts.read_json(layout.stage_metrics("verify"))[
