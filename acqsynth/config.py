@@ -222,6 +222,18 @@ class RewardConfig(_Strict):
         return self
 
 
+# Where a trainer's logged curves go besides metrics/ (acqsynth.trainer_curves); each but none names its package.
+ReportTo = Literal["none", "tensorboard", "dvclive", "wandb"]
+
+
+def _installed(report_to: ReportTo) -> ReportTo:
+    import importlib.util
+
+    if report_to != "none" and importlib.util.find_spec(report_to) is None:
+        raise ValueError(f"{report_to!r} needs the {report_to} package: pip install {report_to}")
+    return report_to
+
+
 class PolicyUpdateConfig(_Strict):
     """GRPO on the generator (TRL GRPOTrainer)."""
 
@@ -235,7 +247,11 @@ class PolicyUpdateConfig(_Strict):
     max_completion_length: int = Field(192, ge=8)
     checkpoint_every: int = Field(10, ge=1, description="GRPO steps between checkpoints a crashed run resumes from")
     use_vllm: bool = Field(False, description="GRPO rollouts through a vLLM engine colocated on the training GPU")
+    report_to: ReportTo = Field("none", description="where GRPO's logged curves go besides metrics/: tensorboard "
+                                "or dvclive under logs/policy_update/, or wandb")
     reward: RewardConfig = RewardConfig()
+
+    _report_to_installed = field_validator("report_to")(_installed)
 
 
 class GenerateConfig(_Strict):
@@ -370,7 +386,11 @@ class FinetuneConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(256, ge=16)
     checkpoint_every: int = Field(20, ge=1, description="steps between checkpoints a crashed run resumes from")
+    report_to: ReportTo = Field("none", description="where SFT's logged curves go besides metrics/: tensorboard or "
+                                "dvclive under logs/finetune/, or wandb")
     lora: LoraSettings | None = None
+
+    _report_to_installed = field_validator("report_to")(_installed)
 
 
 class EvaluateConfig(_Strict):
@@ -669,6 +689,11 @@ class Layout:
 
     def stage_metrics(self, stage: str) -> Path:
         return self.metrics / f"{stage}.json"
+
+    def trainer_curves(self, stage: str) -> Path:
+        """A trainer's curves when its `report_to` is tensorboard or dvclive (not an output: optional, and
+        appended to by a resumed run)."""
+        return self.root / "logs" / stage
 
     @property
     def quality_reports(self) -> Path:

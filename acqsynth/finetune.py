@@ -10,6 +10,7 @@ import pandas as pd
 from acqsynth import progress
 from acqsynth.config import FinetuneConfig
 from acqsynth.models.loading import LoadedModel, best_device, save_checkpoint
+from acqsynth.trainer_curves import add_curve_logger
 from acqsynth.resume import last_checkpoint
 
 
@@ -30,9 +31,10 @@ def _lora(config: FinetuneConfig):
 
 
 def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: FinetuneConfig, output_dir: Path,
-                     checkpoints: Path, seed: int) -> tuple[list[dict[str, float]], int]:
+                     checkpoints: Path, curves: Path, seed: int) -> tuple[list[dict[str, float]], int]:
     """Train on `samples` (question, reasoning, answer), resuming from the newest checkpoint in `checkpoints` if a
-    crashed run left one; save to `output_dir`. Returns the training log and the step it resumed from."""
+    crashed run left one; save to `output_dir`, the loss curve also to `curves` when `config.report_to` says.
+    Returns the training log and the step it resumed from."""
     import torch
     from trl import SFTConfig, SFTTrainer
 
@@ -60,9 +62,10 @@ def finetune_student(student: LoadedModel, samples: pd.DataFrame, config: Finetu
     trainer = SFTTrainer(model=student.model, args=args, train_dataset=sft_dataset(samples),
                          processing_class=student.tokenizer, peft_config=_lora(config))
     last, resumed_step = last_checkpoint(checkpoints)
+    add_curve_logger(trainer, config.report_to, curves, resume=last is not None)
     progress.train(trainer, "SFT of the student", resume_from_checkpoint=last)
     # A LoRA adapter is merged into the weights: every later stage loads a plain checkpoint.
     model = trainer.model.merge_and_unload() if config.lora is not None else trainer.model
     model.eval()
-    save_checkpoint(model, student.tokenizer, output_dir)
+    save_checkpoint(model, student.tokenizer, output_dir, bf16=args.bf16)
     return [entry for entry in trainer.state.log_history if "loss" in entry], resumed_step

@@ -21,6 +21,7 @@ from acqsynth.acquisition.combine import combine, combined_bounds
 from acqsynth.acquisition.scoring import AcquisitionScorer, reward_ranges
 from acqsynth.config import AcquisitionScoreConfig, PolicyUpdateConfig, RewardConfig
 from acqsynth.models.loading import LoadedModel, best_device, save_checkpoint
+from acqsynth.trainer_curves import add_curve_logger
 from acqsynth.resume import last_checkpoint
 from acqsynth.domains import domain_module
 from acqsynth.domains.sample import parse_sample
@@ -224,13 +225,15 @@ def train_generator(
     config: PolicyUpdateConfig,
     output_dir: Path,
     checkpoints: Path,
+    curves: Path,
     seed: int,
     rules: VerifyRules | None = None,
     calculator: bool = False,
     reference: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Run GRPO, resuming from the newest checkpoint in `checkpoints` if a crashed run left one; save the trained
-    generator to `output_dir`. Returns the rollout log and the step it resumed from (0: a fresh start).
+    generator to `output_dir`, the curves also to `curves` when `config.report_to` says. Returns the rollout log and
+    the step it resumed from (0: a fresh start).
     `prompts` has columns `prompt_id` and `prompt`. With `calculator`, rollouts are sampled with it, as generate
     samples, so that GRPO trains the generator generate uses. `reference`: real samples each rollout's acquisition
     percentile is read against (`reference_scores`)."""
@@ -277,13 +280,14 @@ def train_generator(
         train_dataset=Dataset.from_pandas(prompts[["prompt_id", "prompt"]], preserve_index=False),
         processing_class=generator.tokenizer,
     )
+    add_curve_logger(trainer, config.report_to, curves, resume=last is not None)
     with _sampling_with_calculator(generator, calculator), warnings.catch_warnings():
         # Raised inside the libraries at each checkpoint (peft reads transformers' deprecated alias), not by a call
         # of ours: nothing a user could act on.
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         progress.train(trainer, "GRPO on the generator", resume_from_checkpoint=last)
     generator.model.eval()
-    save_checkpoint(generator.model, generator.tokenizer, output_dir)
+    save_checkpoint(generator.model, generator.tokenizer, output_dir, bf16=args.bf16)
     rollouts = pd.DataFrame(reward.rollouts, columns=ROLLOUT_COLUMNS)
     # all None (no acquisition weight, or a missing reference) would be an object column: NaN in a float one
     rollouts["acquisition_percentile"] = pd.to_numeric(rollouts["acquisition_percentile"]).astype(float)

@@ -446,6 +446,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     with _staged(layout.policy) as staged_model:
         if trained:
             rollouts, resumed_from = train_generator(generator, scorer, prompts, cfg, staged_model, checkpoints,
+                                                     layout.trainer_curves("policy_update"),
                                                      config.seed, verify_rules(config), config.calculator, reference)
             low, high = reward_bounds(cfg.reward, config.acquisition_score)
             _write_gated_table(rollouts, rollouts_expectations(low, high), "policy_update_rollouts",
@@ -837,7 +838,8 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
                                config.seed)
     with _staged(layout.finetuned_student) as staged:
-        log, resumed_from = finetune_student(student, samples, config.finetune, staged, checkpoints, config.seed)
+        log, resumed_from = finetune_student(student, samples, config.finetune, staged, checkpoints,
+                                                layout.trainer_curves("finetune"), config.seed)
         losses = pd.DataFrame([{"step": entry["step"], "loss": entry["loss"]} for entry in log])
         metrics = {"n_samples": len(samples), "steps": int(len(losses)), "resumed_from_step": resumed_from,
                    "final_loss": float(losses["loss"].iloc[-1]) if len(losses) else None}
@@ -964,6 +966,7 @@ def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
         "base_generator_parse_rate": stage_metrics["build_models"][f"{config.domain}_base_generator_parse_rate"],
         "generated_parse_rate": stage_metrics["generate"]["parse_rate"],
         "verified_rate": stage_metrics["verify"]["verified_rate"],
+        "copy_rate": stage_metrics["verify"]["copy_rate"],
         "in_domain_before_accuracy": stage_metrics["evaluate"]["in_domain"]["before_accuracy"],
         "in_domain_after_accuracy": stage_metrics["evaluate"]["in_domain"]["after_accuracy"],
         **{f"forgetting_drop_{domain}": values["drop"]

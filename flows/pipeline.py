@@ -32,6 +32,13 @@ def record_in_dvc(root: Path, config: PipelineConfig) -> str | None:
         return (f"dvc.lock not updated: this run's parameters differ from {params}, which dvc.lock records; "
                 "`dvc status` shows the stages it changed as modified")
     subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"], cwd=root, check=True)
+    # The run as a DVC experiment, so that `dvc exp show` lists it beside every other run with its headline.
+    headline_metrics = Layout().stage_metrics(stage_tasks.PIPELINE[-1].name)
+    saved = subprocess.run([sys.executable, "-m", "dvc", "exp", "save", "--quiet", "-I", "dvc.lock", "-I",
+                            str(headline_metrics), "-m", f"acqsynth run: {config.profile}, {config.domain}, seed "
+                            f"{config.seed}"], cwd=root, capture_output=True, text=True)
+    if saved.returncode != 0:
+        return f"dvc.lock updated, but the run was not saved as a DVC experiment: {saved.stderr.strip()}"
     return None
 
 

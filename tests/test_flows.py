@@ -3,6 +3,7 @@ server); a second run that reuses every stage's cached result; a parameter chang
 downstream of it, as `dvc repro` does."""
 
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -28,8 +29,6 @@ def _workspace(root):
 
 def _git_commit(root) -> str:
     """Make root a git checkout of its files; its short revision."""
-    import subprocess
-
     for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
         subprocess.run(["git", *command], cwd=root, check=True)
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True, capture_output=True,
@@ -215,7 +214,11 @@ def test_dvc_lock_records_only_a_run_of_params_yaml(tmp_path, monkeypatch):
     from flows import pipeline as pipeline_module
 
     calls = []
-    monkeypatch.setattr(pipeline_module.subprocess, "run", lambda args, **kwargs: calls.append(args))
+    def run(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(pipeline_module.subprocess, "run", run)
     (tmp_path / ".dvc").mkdir()
     write_params(tmp_path / "params.yaml", profile_params("smoke"))
     other = merge(profile_params("smoke"), {"generate": {"temperature": 0.7}})
@@ -224,7 +227,8 @@ def test_dvc_lock_records_only_a_run_of_params_yaml(tmp_path, monkeypatch):
     assert reason.startswith(f"dvc.lock not updated: this run's parameters differ from {tmp_path / 'params.yaml'}")
     assert calls == []
     assert pipeline_module.record_in_dvc(tmp_path, load_config(tmp_path / "params.yaml")) is None
-    assert calls and calls[0][-3:] == ["commit", "--force", "--quiet"]
+    assert calls[0][-3:] == ["commit", "--force", "--quiet"]
+    assert calls[1][3:5] == ["exp", "save"] and "metrics/report.json" in calls[1]
 
 
 def test_a_stage_logs_a_headline_not_its_whole_metrics():

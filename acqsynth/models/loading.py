@@ -113,10 +113,16 @@ def missing_model(source: str) -> str | None:
 _UNSET_LENGTH = 10**20
 
 
-def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
+def save_checkpoint(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: Path,
+                    bf16: bool = False) -> None:
     """The one way a checkpoint is written: weights and tokenizer, the tokenizer's `model_max_length` the model's
-    context length when it had none (a tiny tokenizer built here), so that truncation works as users expect."""
+    context length when it had none (a tiny tokenizer built here), so that truncation works as users expect.
+    `bf16`: trained in bf16 (float32 master weights under autocast), saved in bf16, half the size."""
     path.mkdir(parents=True, exist_ok=True)
+    if bf16:
+        import torch
+
+        model = model.to(torch.bfloat16)
     context = getattr(model.config, "max_position_embeddings", None)
     if context and tokenizer.model_max_length >= _UNSET_LENGTH:
         tokenizer.model_max_length = context
