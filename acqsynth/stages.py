@@ -116,7 +116,7 @@ def _staged(final: Path):
 
 
 def _gate(frame: pd.DataFrame, expectations: list, name: str, path: Path, layout: Layout) -> None:
-    gates.gate(frame, expectations, name=name, path=path, report_dir=layout.quality_reports)
+    gates.gate(frame, expectations, name=name, path=path, project=layout.root, report_dir=layout.quality_reports)
 
 
 def _write_gated_table(frame: pd.DataFrame, expectations: list, name: str, path: Path, layout: Layout) -> None:

@@ -15,6 +15,7 @@ import flows  # noqa: F401  (local Prefect environment first)
 from acqsynth.config import (PROFILES, TINY, ConfigError, Layout, differences_from_profile, load_config, profile_params,
                              read_params, resolve, unknown_name, write_params)
 from acqsynth.artifacts import WorkspaceBusy, read_json, workspace_lock
+from acqsynth.quality.gates import DOCS
 from acqsynth.stages import PIPELINE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -231,7 +232,8 @@ def run(profile: ProfileOption = None, params: ParamsOption = Path("params.yaml"
         typer.echo(f"Prefect run: {url}")
     typer.echo("Where things are:")
     for what, path in (("report", layout.report), ("metrics", layout.metrics), ("data", layout.root / "data"),
-                       ("checkpoints", layout.root / "models"), ("quality gate results", layout.quality_reports)):
+                       ("checkpoints", layout.root / "models"),
+                       ("quality gates' Data Docs", layout.quality_reports / DOCS / "index.html")):
         typer.echo(f"  {what:<22} {path.resolve()}")
 
 

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from acqsynth.config import Layout, PipelineConfig, load_config
+from acqsynth.quality.gates import DOCS
 from tasks import stages as stage_tasks
 
 
@@ -59,7 +60,7 @@ def _embedded_images(markdown: str, directory: Path) -> str:
 
 def publish_run(root: Path, results: dict[str, dict[str, Any]]) -> None:
     """What the run page in the Prefect UI shows besides the logs: the report with its plot, a table of each stage's
-    headline metrics, and links to the report, data, checkpoints and quality gate results."""
+    headline metrics, and links to the report, data, checkpoints and the quality gates' Data Docs."""
     from prefect.artifacts import create_link_artifact, create_table_artifact
 
     layout = Layout(root)
@@ -70,7 +71,8 @@ def publish_run(root: Path, results: dict[str, dict[str, Any]]) -> None:
                           "(the whole of them: metrics/<stage>.json)")
     for key, text, path in (("acqsynth-report-file", "report", layout.report), ("acqsynth-data", "data",
                             layout.root / "data"), ("acqsynth-checkpoints", "checkpoints", layout.root / "models"),
-                            ("acqsynth-quality", "quality gate results", layout.quality_reports)):
+                            ("acqsynth-quality", "quality gates' Data Docs", layout.quality_reports / DOCS /
+                             "index.html")):
         if path.exists():
             create_link_artifact(path.resolve().as_uri(), link_text=f"{text}: {path.resolve()}", key=key)
 

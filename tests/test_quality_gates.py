@@ -1,10 +1,14 @@
-"""Quality gates: real Great Expectations validations on small frames."""
+"""Quality gates: real Great Expectations validations of small frames, through checkpoints of a file-backed context
+that build Data Docs pages."""
 
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,12 @@ from acqsynth.quality.suites.selected import selected_expectations
 from acqsynth.quality.suites.verified import kept_expectations, verified_expectations
 
 R_MIN, R_MAX = 0.0, 10.0
+# One GX project for the suites' checks (a context per project, as in a run).
+PROJECT = Path(tempfile.mkdtemp(prefix="acqsynth-gx-"))
+
+
+def validate(df, expectations, name):
+    return validate_frame(df, expectations, name, PROJECT, PROJECT / "docs")
 
 
 def examples_frame(n: int = 4) -> pd.DataFrame:
@@ -114,16 +124,16 @@ SUITES: dict[str, tuple[Callable[[], pd.DataFrame], Callable[[pd.DataFrame], lis
 def run_suite(kind: str, mutate: Callable[[pd.DataFrame], pd.DataFrame] = lambda df: df):
     make, expectations = SUITES[kind]
     df = mutate(make())
-    return validate_frame(df, expectations(df), kind)
+    return validate(df, expectations(df), kind)
 
 
 def test_timing_first_and_later_validation():
     df = examples_frame(200)
     start = time.perf_counter()
-    assert validate_frame(df, examples_expectations(), "timing").success
+    assert validate(df, examples_expectations(), "timing").success
     first = time.perf_counter() - start
     start = time.perf_counter()
-    assert validate_frame(df, examples_expectations(), "timing").success
+    assert validate(df, examples_expectations(), "timing").success
     later = time.perf_counter() - start
     print(f"\nGX validation of 200 rows: first {first:.3f}s (creates the context), later {later:.3f}s")
 
@@ -139,7 +149,7 @@ def test_good_frames_pass(kind):
 @pytest.mark.parametrize("dtype", ["str", "string", "string[pyarrow]", object])
 def test_string_dtypes_pass(dtype):
     df = examples_frame().astype(dtype)
-    assert validate_frame(df, examples_expectations(), "examples").success
+    assert validate(df, examples_expectations(), "examples").success
 
 
 def test_parquet_round_trip_passes(tmp_path):
@@ -147,7 +157,7 @@ def test_parquet_round_trip_passes(tmp_path):
         make, expectations = SUITES[kind]
         make().to_parquet(tmp_path / f"{kind}.parquet")
         df = pd.read_parquet(tmp_path / f"{kind}.parquet")
-        report = validate_frame(df, expectations(df), kind)
+        report = validate(df, expectations(df), kind)
         assert report.success, report.failures
 
 
@@ -222,11 +232,19 @@ def test_failure_line_is_readable():
 
 
 def test_gate_writes_report_and_passes(tmp_path):
-    report = gate(examples_frame(), examples_expectations(), "seed", tmp_path / "seed.parquet", tmp_path / "reports")
+    report = gate(examples_frame(), examples_expectations(), "seed", tmp_path / "seed.parquet", tmp_path,
+                  tmp_path / "reports")
     assert report.success
     written = json.loads((tmp_path / "reports" / "seed.json").read_text())
-    assert written["success"] is True
-    assert [p.name for p in (tmp_path / "reports").iterdir()] == ["seed.json"]
+    assert written["success"] is True and written["failures"] == []
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["docs", "seed.json"]
+    # GX-native: the suite, validation definition and checkpoint saved by name, and the result's Data Docs page.
+    for kind in ("expectations", "validation_definitions", "checkpoints"):
+        assert (tmp_path / "gx" / kind / "seed.json").is_file()
+    page = Path(written["data_docs"])
+    assert page.is_relative_to(tmp_path / "reports" / "docs" / "validations" / "seed") and page.is_file()
+    assert re.search(r"Status:</span>\s*<i[^>]*text-success[^>]*></i>\s*Succeeded", page.read_text())
+    assert "seed" in (tmp_path / "reports" / "docs" / "index.html").read_text()
 
 
 def test_gate_writes_report_and_raises(tmp_path):
@@ -234,10 +252,13 @@ def test_gate_writes_report_and_raises(tmp_path):
     df.loc[0, "reward"] = np.inf
     report_dir = tmp_path / "reports"
     with pytest.raises(GateFailed) as excinfo:
-        gate(df, rollouts_expectations(R_MIN, R_MAX), "rollouts", tmp_path / "rollouts.parquet", report_dir)
+        gate(df, rollouts_expectations(R_MIN, R_MAX), "rollouts", tmp_path / "rollouts.parquet", tmp_path,
+             report_dir)
     message = str(excinfo.value)
     assert message.startswith(f"quality gate 'rollouts' failed for {tmp_path / 'rollouts.parquet'}:\n  reward: ")
-    assert str(report_dir / "rollouts.json") in message
+    page = Path(message.splitlines()[-1].removeprefix("full report: "))
+    assert page.is_relative_to(report_dir / "docs" / "validations" / "rollouts") and page.is_file()
+    assert re.search(r"Status:</span>\s*<i[^>]*text-danger[^>]*></i>\s*Failed", page.read_text())
 
     def reject(token: str):
         raise ValueError(f"non-standard JSON constant {token}")
@@ -251,8 +272,8 @@ def test_kept_samples_may_be_none_but_must_all_be_verified(tmp_path):
     kept = kept[kept["verified"]].reset_index(drop=True)
     kept.iloc[:0].to_parquet(tmp_path / "verified.parquet")
     empty = pd.read_parquet(tmp_path / "verified.parquet")
-    assert validate_frame(empty, kept_expectations(), "kept").success  # a domain where nothing verified
-    assert validate_frame(kept, kept_expectations(), "kept").success
-    report = validate_frame(verified_frame(), kept_expectations(), "kept")
+    assert validate(empty, kept_expectations(), "kept").success  # a domain where nothing verified
+    assert validate(kept, kept_expectations(), "kept").success
+    report = validate(verified_frame(), kept_expectations(), "kept")
     assert report.failures == ["verified: expect_column_values_to_be_in_set(value_set=[True]) failed: 2 of 4 rows "
                                "(50.0%), e.g. [False, False]"]
