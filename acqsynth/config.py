@@ -204,7 +204,7 @@ class RewardConfig(_Strict):
     Every scored rollout adds `format_weight` x its graded format score, and a verified one `verified_bonus`."""
 
     mode: Literal["gate", "bonus", "paper"] = "gate"
-    # The design issue 13's protocol (reports/compare/math/protocol.md) chose on its pilots.
+    # The design issue 13's protocol (reports/compare/tiny/math/protocol.md) chose on its pilots.
     weights: dict[RewardName, float] = Field(default_factory=lambda: {"learnability": 1.0})
     normalisation: Literal["none", "minmax", "zscore", "rank"] = "rank"
     format_weight: float = Field(0.1, ge=0, le=1)

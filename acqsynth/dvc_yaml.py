@@ -21,7 +21,7 @@ HEADER = """\
 # The report stage's metrics are the run's headline (in-domain before/after, forgetting, verified and copy rates):
 # the one metrics file; every other stage's metrics are outputs.
 HEADLINE = PIPELINE[-1]
-COMPARED_DOMAINS = ("math",)  # the targets whose comparison report is committed under reports/compare/
+COMPARED = ("tiny", ("math", "mcq"))  # the profile and targets whose comparison report is committed
 WIDTH = 120
 
 
@@ -64,8 +64,9 @@ def _plots() -> list[str]:
     lines += [f"  - {path}" for stage in PIPELINE for path in stage.writes if path.suffix == ".png"]
     lines.append("  # `acqsynth compare` (not a stage: it runs the stages above once per arm and seed, under "
                  "experiments/)")
-    for domain in COMPARED_DOMAINS:
-        out = comparison_report.report_dir(Path(), domain)
+    profile, domains = COMPARED
+    for domain in domains:
+        out = comparison_report.report_dir(Path(), profile, domain)
         lines += [f"  - Comparison ({domain}), in-domain accuracy per arm:", "      template: bar_horizontal",
                   "      x: accuracy", "      y:", f"        {out / comparison_report.ARMS_TABLE}: arm",
                   "      x_label: in-domain accuracy", "      y_label: arm"]

@@ -244,7 +244,7 @@ def compare(profile: ProfileOption = None, params: ParamsOption = Path("params.y
             skip_shared: Annotated[bool, typer.Option(help="use the shared stages' outputs as they are")] = False,
             report_only: Annotated[bool, typer.Option(help="run nothing; report the computed runs")] = False) -> None:
     """Compare the method with every baseline (several seeds each), cross-model transfer and a size curve; writes
-    reports/compare/<domain>/report.md. Runs already computed are reused."""
+    reports/compare/<profile>/<domain>/report.md. Runs already computed are reused."""
     _in_a_project(params)
     with _locked(shared=(skip_shared or report_only) and profile is None):
         from acqsynth.comparison.arms import main_arms

@@ -100,4 +100,4 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
                              description="Comparison of the method with its baselines")
     return {"runs": len(results), "reused": sum(r["reused"] for r in results),
             "failed": sum("failed" in r for r in results),
-            "report": str(report.report_dir(root_path, config.domain) / "report.md")}
+            "report": str(report.report_dir(root_path, config.profile, config.domain) / "report.md")}

@@ -245,7 +245,7 @@ def test_smoke_comparison_flow(tmp_path, monkeypatch):
         second = compare_flow(params_path="params.yaml", root=str(tmp_path))
     assert first["reused"] == 0 and second["reused"] == second["runs"] == first["runs"]
     config = resolve(values)
-    out = report_dir(tmp_path, config.domain)
+    out = report_dir(tmp_path, config.profile, config.domain)
     report = (out / "report.md").read_text()
     for arm in main_arms(config):
         assert f"| {arm.name} | {config.compare.seeds} |" in report

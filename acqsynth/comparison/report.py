@@ -1,4 +1,4 @@
-"""A comparison's report: reports/compare/<domain>/ with report.md (tables of the statistics), the per-run and
+"""A comparison's report: reports/compare/<profile>/<domain>/ with report.md (tables of the statistics), the per-run and
 per-arm CSVs (DVC plots) and the PNG plots."""
 
 from __future__ import annotations
@@ -245,14 +245,15 @@ ACCURACY_PLOT, FOREST_PLOT = "accuracy.png", "difference_from_original.png"
 REWARDS_PLOT, DIAGNOSTICS_PLOT, SIZE_PLOT = "rewards.png", "grpo_diagnostics.png", "size_curve.png"
 
 
-def report_dir(root: Path, domain: str) -> Path:
-    return root / "reports" / "compare" / domain
+def report_dir(root: Path, profile: str, domain: str) -> Path:
+    """Per profile, so that a smoke comparison never overwrites the committed tiny one."""
+    return root / "reports" / "compare" / profile / domain
 
 
 def write_report(root: Path, config: PipelineConfig, results: list[dict[str, Any]], command: str,
                  seconds: float, design: str) -> str:
-    """reports/compare/<domain>/: report.md, per-run and per-arm CSVs (DVC plots) and PNG plots."""
-    out = report_dir(root, config.domain)
+    """reports/compare/<profile>/<domain>/: report.md, per-run and per-arm CSVs (DVC plots) and PNG plots."""
+    out = report_dir(root, config.profile, config.domain)
     table = results_table(results, config.domain)
     if table.empty:
         raise artifacts.ArtifactError(

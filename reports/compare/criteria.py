@@ -1,5 +1,6 @@
-"""Applies the criteria of a confirmatory comparison's protocol (reports/compare/<domain>/protocol.md; the same for
-every target domain) to the run's files, as written: `python reports/compare/criteria.py reports/compare/<domain>`."""
+"""Applies the criteria of a confirmatory comparison's protocol (reports/compare/<profile>/<domain>/protocol.md; the
+same for every target domain) to the run's files, as written:
+`python reports/compare/criteria.py reports/compare/<profile>/<domain>`."""
 import json
 import sys
 from pathlib import Path

@@ -1,13 +1,14 @@
 """The paper-style table of every target's confirmatory comparison: rows the arms; for each target domain its
 in-domain accuracy and the forgetting on the other two, each a mean over seeds with its 95% t-interval.
-`python reports/compare/targets_table.py` (reads reports/compare/<domain>/runs.csv for each domain that has one)."""
+`python reports/compare/targets_table.py` (reads reports/compare/tiny/<domain>/runs.csv for each domain that has
+one)."""
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent / "tiny"
 DOMAINS = ("math", "mcq", "code")
 
 
