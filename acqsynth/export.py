@@ -62,12 +62,15 @@ def write_dataset(config: PipelineConfig, layout: Layout, out: Path) -> list[str
     staged = out.with_name(f".{out.name}.staging")
     shutil.rmtree(staged, ignore_errors=True)
     (staged / "data").mkdir(parents=True)
-    rows = {}
+    rows, files = {}, {}
     for name, (table, _) in TABLES.items():
         source = getattr(layout, table)
         if source.is_file():
             frame = artifacts.read_table(source)
-            artifacts.write_table(staged / "data" / f"{name}.parquet", frame)
+            # The content in the file's name: `datasets` caches a local dataset under its directory and file names,
+            # so a re-export under the same names would be read from the cache as the rows of the first.
+            files[name] = f"data/{name}-{artifacts.content_hash(source)[:12]}.parquet"
+            artifacts.write_table(staged / files[name], frame)
             rows[name] = len(frame)
             written.append(name)
     if "selected" not in written:
@@ -75,7 +78,7 @@ def write_dataset(config: PipelineConfig, layout: Layout, out: Path) -> list[str
         raise artifacts.ArtifactError(f"{layout.selected}: not found; run the pipeline (or `acqsynth stage select`) "
                                       "before exporting its data")
     metadata = {
-        "configs": [{"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}.parquet"}],
+        "configs": [{"config_name": name, "data_files": [{"split": "train", "path": files[name]}],
                      **({"default": True} if name == written[0] else {})} for name in written],
         "tags": ["synthetic", "acqsynth", config.domain],
         "acqsynth": card_metadata(config, layout),

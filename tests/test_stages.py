@@ -2,6 +2,7 @@
 tests), and the transactional quality gates on a corrupted artifact."""
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -195,8 +196,6 @@ def test_a_truncated_checkpoint_is_named(smoke_workspace, tmp_path):
 
 
 def test_bad_artifacts_stop_a_stage_with_a_named_error(smoke_workspace, tmp_path):
-    import shutil
-
     from acqsynth.artifacts import ArtifactError
 
     root = tmp_path / "workspace"
@@ -345,8 +344,6 @@ def test_a_run_exports_as_a_hugging_face_dataset_with_its_card(smoke_workspace, 
     out = tmp_path / "dataset"
     written = write_dataset(config, layout, out)
     assert written[0] == "selected" and "scored" in written and "rejected" in written
-    # HF's cache keys a local dataset on its directory's name, not its content: a cache of this test's own, so
-    # that an export of an earlier run (in ~/.cache) is never what is read.
     cache = tmp_path / "hf-cache"
     selected = load_dataset(str(out), "selected", split="train", cache_dir=str(cache))
     frame = artifacts.read_table(layout.selected)
@@ -358,3 +355,10 @@ def test_a_run_exports_as_a_hugging_face_dataset_with_its_card(smoke_workspace, 
     assert metadata["verification"]["verified_rate"] == artifacts.read_json(layout.stage_metrics("verify"))[
         "verified_rate"]
     assert metadata["reward"] == config.policy_update.reward.model_dump(mode="json")
+    # A re-export of other data to the same directory is read as that data, not from HF's cache of the first.
+    other = tmp_path / "other"
+    shutil.copytree(smoke_workspace / "data", other / "data")
+    shutil.copytree(smoke_workspace / "metrics", other / "metrics")
+    artifacts.write_table(Layout(other).selected, frame.iloc[:-1])
+    write_dataset(config, Layout(other), out)
+    assert load_dataset(str(out), "selected", split="train", cache_dir=str(cache)).num_rows == len(frame) - 1
