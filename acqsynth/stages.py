@@ -961,19 +961,22 @@ def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     stage_metrics = {stage.name: artifacts.read_json(layout.stage_metrics(stage.name)) for stage in PIPELINE[:-1]}
     curve = pd.read_csv(layout.reward_curve)
     write_report(config, stage_metrics, curve, layout.report, layout.reward_plot)
-    summary = {
-        "domain": config.domain,
-        "base_generator_parse_rate": stage_metrics["build_models"][f"{config.domain}_base_generator_parse_rate"],
-        "generated_parse_rate": stage_metrics["generate"]["parse_rate"],
-        "verified_rate": stage_metrics["verify"]["verified_rate"],
-        "copy_rate": stage_metrics["verify"]["copy_rate"],
-        "in_domain_before_accuracy": stage_metrics["evaluate"]["in_domain"]["before_accuracy"],
-        "in_domain_after_accuracy": stage_metrics["evaluate"]["in_domain"]["after_accuracy"],
-        **{f"forgetting_drop_{domain}": values["drop"]
-           for domain, values in stage_metrics["evaluate"]["forgetting"].items()},
-        "pipeline_seconds": round(sum(m["seconds"] for m in stage_metrics.values()), 1),
-    }
-    return summary
+    return {"domain": config.domain,
+            "base_generator_parse_rate": stage_metrics["build_models"][f"{config.domain}_base_generator_parse_rate"],
+            **run_headline(stage_metrics),
+            "pipeline_seconds": round(sum(m["seconds"] for m in stage_metrics.values()), 1)}
+
+
+def run_headline(stage_metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a run did, from its stages' metrics: the figures `dvc exp show` lists for it (the report's headline,
+    and a comparison run's). A run without generate or verify (real pool data) has no rates."""
+    generate, verify = stage_metrics.get("generate", {}), stage_metrics.get("verify", {})
+    evaluation = stage_metrics["evaluate"]
+    return {**({"generated_parse_rate": generate["parse_rate"]} if "parse_rate" in generate else {}),
+            **{key: verify[key] for key in ("verified_rate", "copy_rate") if key in verify},
+            "in_domain_before_accuracy": evaluation["in_domain"]["before_accuracy"],
+            "in_domain_after_accuracy": evaluation["in_domain"]["after_accuracy"],
+            **{f"forgetting_drop_{domain}": values["drop"] for domain, values in evaluation["forgetting"].items()}}
 
 
 _BEFORE_REPORT = (PREPARE, BUILD_MODELS, SEED_CENTROIDS, POLICY_UPDATE, GENERATE, VERIFY, ACQUISITION_SCORE, SELECT,

@@ -4,9 +4,13 @@ file, Prefect artifact, PNG and CSV plots)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,41 @@ def _start_run_process(torch_threads: int, api_url: str) -> None:
 def arm_run(root: str, config: PipelineConfig, arm: arms.Arm, seed: int) -> dict[str, Any]:
     """One arm at one seed in its own workspace; reused from its result.json while its inputs are unchanged."""
     return runs.run_arm(Path(root), config, arm, seed, _run_stage)
+
+
+def record_experiments(root: Path, config: PipelineConfig, results: list[dict[str, Any]]) -> str | None:
+    """Each finished run as a DVC experiment of the checkout's commit, named `<profile>-<domain>-<arm>-seed<k>`, so
+    that `dvc exp show` lists it beside the pipeline's runs: a commit on HEAD with the run's params.yaml and its
+    headline as metrics/report.json (what `dvc exp save` would commit; the runs' workspaces are not the checkout's,
+    so it is written with git's own plumbing). Returns why it recorded nothing, if it did not."""
+    if not (root / ".dvc").is_dir():
+        return None
+    git = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True)
+    head = git(["git", "rev-parse", "HEAD"])
+    if head.returncode != 0:
+        return f"the runs were not recorded as DVC experiments: {head.stderr.strip()}"
+    baseline = head.stdout.strip()
+    identity = {f"GIT_{role}_{field}": os.environ.get(f"GIT_{role}_{field}", value) for role in ("AUTHOR", "COMMITTER")
+                for field, value in (("NAME", "acqsynth"), ("EMAIL", "acqsynth@localhost"))}
+    headline_path = Layout().stage_metrics(stages.PIPELINE[-1].name)
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, **identity, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        for result in results:
+            if "evaluate" not in result["metrics"]:  # failed
+                continue
+            workspace = runs.run_dir(root, config, result["arm"], result["seed"])
+            files = {"params.yaml": (workspace / "params.yaml").read_text(encoding="utf-8"),
+                     str(headline_path): json.dumps(stages.run_headline(result["metrics"]), indent=2) + "\n"}
+            git(["git", "read-tree", baseline], env=env, check=True)
+            for path, text in files.items():
+                blob = git(["git", "hash-object", "-w", "--stdin"], input=text, env=env, check=True).stdout.strip()
+                git(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env, check=True)
+            tree = git(["git", "write-tree"], env=env, check=True).stdout.strip()
+            name = f"{config.profile}-{config.domain}-{result['arm']}-seed{result['seed']}"
+            commit = git(["git", "commit-tree", tree, "-p", baseline, "-m", f"acqsynth compare: {name}"], env=env,
+                         check=True).stdout.strip()
+            git(["git", "update-ref", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}", commit], check=True)
+    return None
 
 
 @flow(name="acqsynth-compare", flow_run_name=run_name)
@@ -95,6 +134,8 @@ def compare(params_path: str = "params.yaml", root: str = ".", seeds: list[int] 
                 if (result["arm"], result["seed"]) not in done]
     command = " ".join(["acqsynth", "compare", *map(shlex.quote, sys.argv[2:])]) if sys.argv[1:2] == ["compare"] \
         else "acqsynth compare"
+    if (not_recorded := record_experiments(root_path, config, results)) is not None:
+        logger.warning(not_recorded)
     markdown = report.write_report(root_path, config, results, command, time.perf_counter() - started, report.DESIGN)
     create_markdown_artifact(markdown, key=f"acqsynth-compare-{config.domain}",
                              description="Comparison of the method with its baselines")

@@ -3,6 +3,7 @@ comparison as a real Prefect flow run."""
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -397,3 +398,42 @@ def test_the_forest_plot_groups_arms_by_kind_around_zero(tmp_path):
                           "math")
     _plot_forest(summary_table(table), "original", tmp_path / "forest.png")
     assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_finished_runs_are_recorded_as_dvc_experiments_of_the_checkout(tmp_path):
+    """`dvc exp show` in the checkout lists every finished run of a comparison, with its params and headline."""
+    import subprocess
+    import sys
+
+    from acqsynth.config import write_params
+    from flows.compare import record_experiments
+
+    values = profile_params("smoke")
+    write_params(tmp_path / "params.yaml", values)
+    for name in ("dvc.yaml", ".gitignore"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    env = {"DVC_NO_ANALYTICS": "1"}
+    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(command, cwd=tmp_path, check=True, env={**os.environ, **env})
+    config = resolve(values)
+    results = [_result("original", 0, 0.5), _result("acqsyn_learnability", 0, 0.7),
+               {"arm": "verify_only", "group": "arms", "seed": 0, "metrics": {}, "failed": "boom"}]
+    for result in results[:2]:
+        workspace = run_dir(tmp_path, config, result["arm"], result["seed"])
+        workspace.mkdir(parents=True)
+        arm_values = {**values, "policy_update": {**values["policy_update"], "max_steps": result["seed"] + 3}}
+        write_params(workspace / "params.yaml", arm_values)
+    assert record_experiments(tmp_path, config, results) is None
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=tmp_path, check=True,
+                           capture_output=True, text=True).stdout
+    [baseline] = json.loads(shown)[1:]
+    experiments = {exp["name"]: exp["revs"][0]["data"] for exp in baseline["experiments"]}
+    assert set(experiments) == {"smoke-math-original-seed0", "smoke-math-acqsyn_learnability-seed0"}
+    learnability = experiments["smoke-math-acqsyn_learnability-seed0"]
+    assert learnability["metrics"]["metrics/report.json"]["data"] == {
+        "verified_rate": 0.5, "in_domain_before_accuracy": 0.4, "in_domain_after_accuracy": 0.7,
+        "forgetting_drop_mcq": 0.1, "forgetting_drop_code": 0.0}
+    assert learnability["params"]["params.yaml"]["data"]["policy_update"]["max_steps"] == 3
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout == ""  # the checkout's files and index are untouched

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_dir(root: Path, config: PipelineConfig, arm: str, seed: int) -> Path:
-    return root / "experiments" / config.domain / arm / f"seed-{seed}"
+    return root / "experiments" / config.profile / config.domain / arm / f"seed-{seed}"
 
 
 def run_config(config: PipelineConfig, arm: Arm, seed: int) -> PipelineConfig:
