@@ -970,10 +970,10 @@ def report(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
 def run_headline(stage_metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a run did, from its stages' metrics: the figures `dvc exp show` lists for it (the report's headline,
     and a comparison run's). A run without generate or verify (real pool data) has no rates."""
-    generate, verify = stage_metrics.get("generate", {}), stage_metrics.get("verify", {})
+    generation, verification = stage_metrics.get("generate", {}), stage_metrics.get("verify", {})
     evaluation = stage_metrics["evaluate"]
-    return {**({"generated_parse_rate": generate["parse_rate"]} if "parse_rate" in generate else {}),
-            **{key: verify[key] for key in ("verified_rate", "copy_rate") if key in verify},
+    return {**({"generated_parse_rate": generation["parse_rate"]} if "parse_rate" in generation else {}),
+            **{key: verification[key] for key in ("verified_rate", "copy_rate") if key in verification},
             "in_domain_before_accuracy": evaluation["in_domain"]["before_accuracy"],
             "in_domain_after_accuracy": evaluation["in_domain"]["after_accuracy"],
             **{f"forgetting_drop_{domain}": values["drop"] for domain, values in evaluation["forgetting"].items()}}
