@@ -69,25 +69,34 @@ def record_experiments(root: Path, config: PipelineConfig, results: list[dict[st
     baseline = head.stdout.strip()
     identity = {f"GIT_{role}_{field}": os.environ.get(f"GIT_{role}_{field}", value) for role in ("AUTHOR", "COMMITTER")
                 for field, value in (("NAME", "acqsynth"), ("EMAIL", "acqsynth@localhost"))}
-    headline_path = Layout().stage_metrics(stages.PIPELINE[-1].name)
     with tempfile.TemporaryDirectory() as scratch:
-        env = {**os.environ, **identity, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        for result in results:
-            if "evaluate" not in result["metrics"]:  # failed
-                continue
-            workspace = runs.run_dir(root, config, result["arm"], result["seed"])
-            files = {"params.yaml": (workspace / "params.yaml").read_text(encoding="utf-8"),
-                     str(headline_path): json.dumps(stages.run_headline(result["metrics"]), indent=2) + "\n"}
-            git(["git", "read-tree", baseline], env=env, check=True)
-            for path, text in files.items():
-                blob = git(["git", "hash-object", "-w", "--stdin"], input=text, env=env, check=True).stdout.strip()
-                git(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env, check=True)
-            tree = git(["git", "write-tree"], env=env, check=True).stdout.strip()
-            name = f"{config.profile}-{config.domain}-{result['arm']}-seed{result['seed']}"
-            commit = git(["git", "commit-tree", tree, "-p", baseline, "-m", f"acqsynth compare: {name}"], env=env,
-                         check=True).stdout.strip()
-            git(["git", "update-ref", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}", commit], check=True)
+        try:
+            _commit_experiments(root, config, results, baseline, {**os.environ, **identity,
+                                                                  "GIT_INDEX_FILE": str(Path(scratch) / "index")})
+        except subprocess.CalledProcessError as error:  # the report is still written
+            return f"the runs were not all recorded as DVC experiments: {error.stderr.strip()}"
     return None
+
+
+def _commit_experiments(root: Path, config: PipelineConfig, results: list[dict[str, Any]], baseline: str,
+                        env: dict[str, str]) -> None:
+    git = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True)
+    headline_path = Layout().stage_metrics(stages.PIPELINE[-1].name)
+    for result in results:
+        if "evaluate" not in result["metrics"]:  # failed
+            continue
+        workspace = runs.run_dir(root, config, result["arm"], result["seed"])
+        files = {"params.yaml": (workspace / "params.yaml").read_text(encoding="utf-8"),
+                 str(headline_path): json.dumps(stages.run_headline(result["metrics"]), indent=2) + "\n"}
+        git(["git", "read-tree", baseline], env=env, check=True)
+        for path, text in files.items():
+            blob = git(["git", "hash-object", "-w", "--stdin"], input=text, env=env, check=True).stdout.strip()
+            git(["git", "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}"], env=env, check=True)
+        tree = git(["git", "write-tree"], env=env, check=True).stdout.strip()
+        name = f"{config.profile}-{config.domain}-{result['arm']}-seed{result['seed']}"
+        commit = git(["git", "commit-tree", tree, "-p", baseline, "-m", f"acqsynth compare: {name}"], env=env,
+                     check=True).stdout.strip()
+        git(["git", "update-ref", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}", commit], check=True)
 
 
 @flow(name="acqsynth-compare", flow_run_name=run_name)
