@@ -47,7 +47,8 @@ SPLITS = ("seed", "eval", "pool", "pretrain", "test")
 # The fine-tuning set: the sample, the exact prompt and completion the student is trained on, its selection score,
 # then where a synthetic sample came from (null for seed and pool samples): its seed, generator and every reward.
 SELECTED_COLUMNS = ["id", "source", "question", "reasoning", "answer", "prompt", "completion", "selection_score"]
-PROVENANCE_COLUMNS = ["seed_id", "generator", *REWARD_NAMES, "acquisition_score"]
+# `verification`: what each synthetic sample passed (the verifiers' `Verdict.evidence`).
+PROVENANCE_COLUMNS = ["seed_id", "generator", "verification", *REWARD_NAMES, "acquisition_score"]
 
 
 @dataclass(frozen=True)
@@ -543,16 +544,17 @@ def _answer_model_votes(config: PipelineConfig, layout: Layout, questions: list[
     return [[extract(text) for text in group] for group in groups]
 
 
-def _answer_model(config: PipelineConfig, layout: Layout, kept: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _answer_model(config: PipelineConfig, layout: Layout,
+                  kept: pd.DataFrame) -> tuple[list[str], list[str], list[str]]:
     """The answer model's vote on each kept question (the method's relabelling): each row's (for medical questions
-    possibly relabelled) answer, and "" or the reason it is rejected."""
+    possibly relabelled) answer, "" or the reason it is rejected, and what the vote found where it passed."""
     from acqsynth.domains import mcq
     from acqsynth.verify.math import answer_model_vote
     from acqsynth.verify.mcq import self_consistency
 
     cfg = config.verify.answer_model
     votes = _answer_model_votes(config, layout, list(kept["question"]))
-    answers, reasons = [], []
+    answers, reasons, evidence = [], [], []
     for group, question, answer in zip(votes, kept["question"], kept["answer"], strict=True):
         if config.domain == "math":
             verdict = answer_model_vote(group, answer, cfg.min_agreement)
@@ -563,10 +565,12 @@ def _answer_model(config: PipelineConfig, layout: Layout, kept: pd.DataFrame) ->
             verdict, letter = self_consistency(letters, mcq.chosen_option(answer, question) or answer, cfg.mode,
                                                cfg.min_agreement)
             answer = mcq.format_answer(letter, dict(mcq.parse_options(question)[1])[letter])
-            verdict = Verdict(verdict.verified, f"answer model: {verdict.reason}" if verdict.reason else "")
+            verdict = Verdict(verdict.verified, f"answer model: {verdict.reason}" if verdict.reason else "",
+                              evidence=verdict.evidence)
         answers.append(answer)
         reasons.append(verdict.reason)
-    return answers, reasons
+        evidence.append(verdict.evidence)
+    return answers, reasons, evidence
 
 
 def _copy_reasons(config: PipelineConfig, layout: Layout, questions: list[str | None]) -> list[str]:
@@ -639,7 +643,8 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
         checks = check_samples(list(generated["completion"].iloc[start:stop]), config.domain, rules)
         return pd.DataFrame({"verified": [c.verified for c in checks], "reason": [c.reason for c in checks],
-                             "question": [c.question for c in checks], "answer": [c.answer for c in checks]})
+                             "question": [c.question for c in checks], "answer": [c.answer for c in checks],
+                             "evidence": [c.evidence for c in checks]})
 
     checks = run_in_shards(store, len(generated), VERIFY_SHARD_SIZE, check_shard, "verify", map_shards=map_shards)
     # Copies and duplicates depend on all rows: decided after every shard is checked.
@@ -658,17 +663,22 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
         reasons.append(reason)
     # A verified answer is kept in its domain's canonical form (an mcq letter that its option text decides).
     checked = generated.assign(verified=[reason == "" for reason in reasons], reason=reasons,
-                               answer=checks["answer"].where(checks["verified"], generated["answer"]).to_numpy())
+                               answer=checks["answer"].where(checks["verified"], generated["answer"]).to_numpy(),
+                               verification=[evidence if reason == "" else ""
+                                             for evidence, reason in zip(checks["evidence"], reasons, strict=True)])
     answer_model: dict[str, Any] | None = None
     vote_here = cfg.answer_model.samples > 0 and (
         config.domain == "mcq" or (config.domain == "math" and config.prepare.sources["math"] != PROCEDURAL))
     if vote_here and checked["verified"].any():
         vote_started = time.perf_counter()
         kept_rows = checked.index[checked["verified"]]
-        answers, vote_reasons = _answer_model(config, layout, checked.loc[kept_rows])
+        answers, vote_reasons, vote_evidence = _answer_model(config, layout, checked.loc[kept_rows])
         checked.loc[kept_rows, "answer"] = answers
         checked.loc[kept_rows, "reason"] = vote_reasons
         checked.loc[kept_rows, "verified"] = [reason == "" for reason in vote_reasons]
+        checked.loc[kept_rows, "verification"] = [f"{before}; {vote}" if vote else ""
+                                                  for before, vote in zip(checked.loc[kept_rows, "verification"],
+                                                                          vote_evidence, strict=True)]
         answer_model = {"model": cfg.answer_model.model, "questions": len(kept_rows),
                         "generations": len(kept_rows) * cfg.answer_model.samples,
                         "seconds": round(time.perf_counter() - vote_started, 2)}
@@ -809,7 +819,7 @@ def select(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
              in zip(chosen["question"], chosen["reasoning"], chosen["answer"], strict=True)]
     chosen = chosen.assign(
         prompt=[prompt for prompt, _ in pairs], completion=[completion for _, completion in pairs],
-        **{column: None if column in ("seed_id", "generator") else np.nan
+        **{column: None if column in ("seed_id", "generator", "verification") else np.nan
            for column in PROVENANCE_COLUMNS if column not in chosen})
     chosen = chosen[SELECTED_COLUMNS + PROVENANCE_COLUMNS].reset_index(drop=True)
     _write_gated_table(chosen, selected_expectations(REWARD_NAMES), "select", layout.selected, layout)

@@ -125,6 +125,9 @@ def test_difficulty_is_read_from_the_function_name(question, level):
 def test_a_good_sample_verifies():
     verdict = verify_code_sample(QUESTION, REASONING, ANSWER)
     assert verdict.verified and verdict.reason == ""
+    assert verdict.evidence == f"sandbox: its {QUESTION.count('assert ')} asserts pass; 3 of 3 simple mutants fail them"
+    assert verify_code_sample(QUESTION, REASONING, ANSWER, max_mutants=0).evidence == (
+        f"sandbox: its {QUESTION.count('assert ')} asserts pass")
 
 
 STATIC_REJECTIONS = {
@@ -476,7 +479,8 @@ def test_mutants_change_one_constant_operator_or_return_value():
 )
 def test_tests_that_a_mutant_passes_are_rejected(asserts, reason):
     verdict = verify_code_sample(_question(*asserts), REASONING, ANSWER)
-    assert verdict == Verdict(reason == "", reason)
+    assert (verdict.verified, verdict.reason) == (reason == "", reason)
+    assert bool(verdict.evidence) == verdict.verified
     # Without the mutant check the same samples pass.
     assert verify_code_sample(_question(*asserts), REASONING, ANSWER, max_mutants=0).verified
 

@@ -91,7 +91,10 @@ def test_procedural_examples_have_four_distinct_options_and_a_uniform_key():
 def test_procedural_examples_agree_with_the_knowledge_base_and_verify():
     assert all(kb_answer(example.question) == example.answer[0] for example in EXAMPLES)
     verdicts = verify_batch(*zip(*[(e.question, e.reasoning, e.answer) for e in EXAMPLES]))
-    assert verdicts == [Verdict(True, "")] * len(EXAMPLES)
+    assert [(v.verified, v.reason, v.answer) for v in verdicts] == [(True, "", None)] * len(EXAMPLES)
+    # Every procedural question is one of the knowledge base's forms, so each was checked against it.
+    assert all(v.evidence == f"four distinct options, the reasoning states only {e.answer[0]}; knowledge base: only "
+               f"{e.answer[0]} is right" for v, e in zip(verdicts, EXAMPLES))
 
 
 @pytest.mark.parametrize(
@@ -210,7 +213,9 @@ def test_verify_mcq_sample_reasons(question, reasoning, answer, reason):
 
 def test_a_mention_inside_a_longer_option_counts_for_the_longer_one():
     question = "Which symptom is it?\nA. pain\nB. joint pain\nC. rash\nD. fever"
-    assert verify_mcq_sample(question, "It is joint pain.", "B") == Verdict(True, "", "B: joint pain")
+    assert verify_mcq_sample(question, "It is joint pain.", "B") == Verdict(
+        True, "", "B: joint pain", "four distinct options, the reasoning states only B; knowledge base: not one of its "
+        "question forms, not checked")
     assert not verify_mcq_sample(question, "It is joint pain.", "A").verified
 
 
@@ -273,15 +278,17 @@ def test_chosen_option_is_the_option_an_answer_names():
 @pytest.mark.parametrize(
     ("votes", "mode", "verdict", "key"),
     [
-        (["B", "B", "A", None, "B"], "relabel", Verdict(True, ""), "B"),
-        (["B", "B", "A", None, "B"], "reject", Verdict(True, ""), "B"),
-        (["C", "C", "C", "B", None], "relabel", Verdict(True, ""), "C"),
+        (["B", "B", "A", None, "B"], "relabel", Verdict(True, "", evidence="answer model: 3/5 votes for B"), "B"),
+        (["B", "B", "A", None, "B"], "reject", Verdict(True, "", evidence="answer model: 3/5 votes for B"), "B"),
+        (["C", "C", "C", "B", None], "relabel",
+         Verdict(True, "", evidence="answer model: relabelled B to C (3/5 votes)"), "C"),
         (["C", "C", "C", "B", None], "reject", Verdict(False, "answer model votes C (3/5) against key B"), "B"),
         (["C", "C", "B", None, None], "relabel", Verdict(False, "no clear majority: C has 2/5 votes, below 0.6"), "B"),
         (["C", "C", "B", "B", "A"], "reject", Verdict(False, "no clear majority: C and B tie at 2/5 votes"), "B"),
         ([None, "garbage", None], "relabel", Verdict(False, "no clear majority: none of the 3 votes names an option"),
          "B"),
-        (["(D)", "D. gout", "D", "B", "D"], "relabel", Verdict(True, ""), "D"),
+        (["(D)", "D. gout", "D", "B", "D"], "relabel",
+         Verdict(True, "", evidence="answer model: relabelled B to D (4/5 votes)"), "D"),
     ],
 )
 def test_self_consistency(votes, mode, verdict, key):
@@ -289,7 +296,8 @@ def test_self_consistency(votes, mode, verdict, key):
 
 
 def test_self_consistency_threshold_is_inclusive_and_arguments_are_checked():
-    assert self_consistency(["A"] * 7 + ["B"] * 3, "B", "relabel", 0.7) == (Verdict(True, ""), "A")
+    assert self_consistency(["A"] * 7 + ["B"] * 3, "B", "relabel", 0.7) == (
+        Verdict(True, "", evidence="answer model: relabelled B to A (7/10 votes)"), "A")
     for args, message in [
         ((["A"], "A", "vote", 0.5), "mode must be"),
         ((["A"], "A", "reject", 0.0), "min_agreement must be in"),

@@ -84,6 +84,7 @@ def verified_frame() -> pd.DataFrame:
     df = generated_frame()
     df["verified"] = [True, True, False, False]
     df["reason"] = ["", "", "answer mismatch: expected 6", "not parsed"]
+    df["verification"] = ["calculator: 1 annotation(s) recomputed", "calculator: 2 annotation(s) recomputed", "", ""]
     return df
 
 
@@ -101,6 +102,7 @@ def selected_frame() -> pd.DataFrame:
                          "question": ["q0", "q1", "q2"], "reasoning": "r", "answer": "1", "prompt": "Q: q",
                          "completion": "r #### 1", "selection_score": [0.5, np.nan, 0.1],
                          "seed_id": ["seed-1", "seed-2", None], "generator": ["g", "g", None],
+                         "verification": ["sandbox: its 2 asserts pass", "sandbox: its 3 asserts pass", None],
                          "confidence": [1.5, 2.0, np.nan], "acquisition_score": [0.3, 0.1, np.nan]})
 
 
@@ -184,6 +186,9 @@ FAILURES = {
     "verified rate below floor": ("verified", lambda df: df.assign(verified=[True, False, False, False]), "verified"),
     "verified row with reason": ("verified", _set("reason", 0, "oops"), "reason"),
     "rejected row without reason": ("verified", _set("reason", 2, ""), "reason"),
+    "verified row without what it passed": ("verified", _set("verification", 1, ""), "verification"),
+    "rejected row with what it passed": ("verified", _set("verification", 3, "sandbox: its 1 asserts pass"),
+                                         "verification"),
     "verified row without answer": ("verified", _set("answer", 1, None), "answer"),
     "reward +inf": ("rollouts", _set("acquisition_reward", 3, np.inf), "acquisition_reward"),
     "reward NaN on a verified rollout": ("rollouts", _set("reward", 4, np.nan), "reward"),

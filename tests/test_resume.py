@@ -72,7 +72,7 @@ def _with_verified_seeds(layout: Layout) -> None:
         "completion": [format_sample(q, r, a) for q, r, a in zip(seeds["question"], seeds["reasoning"],
                                                                  seeds["answer"])],
         "parsed": True, "parse_error": "", "question": seeds["question"], "reasoning": seeds["reasoning"],
-        "answer": seeds["answer"], "verified": True, "reason": ""}))
+        "answer": seeds["answer"], "verified": True, "reason": "", "verification": "the seed set's own sample"}))
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,9 @@ def test_rows_carry_provenance_and_verification(smoke_workspace):
     rejected = artifacts.read_table(layout.verified.with_name("rejected.parquet"))
     assert len(verified) + len(rejected) == len(generated)
     assert (verified["reason"] == "").all() and (rejected["reason"] != "").all()
+    # What each kept sample passed (the smoke profile turns the reference solver off: the calculator alone).
+    assert verified["verification"].str.startswith("calculator: ").all()
+    assert (rejected["verification"] == "").all()
     for row in verified.itertuples():
         assert parse_sample(row.completion).ok
     scored = artifacts.read_table(layout.scored)
@@ -301,6 +304,7 @@ def test_select_chooses_the_arm_data(smoke_workspace, tmp_path, select, expected
     assert set(chosen["source"]) == {expected_source}
     assert set(chosen["id"]) <= set(split["id"])
     assert len(chosen) == metrics["n_selected"] == select.get("budget", len(split))
+    assert chosen["verification"].isna().all()  # not generated: nothing verified them
     if select["method"] == "top_score":
         assert chosen["selection_score"].is_monotonic_decreasing
         assert chosen["selection_score"].between(0, 5).all()
@@ -348,6 +352,10 @@ def test_a_run_exports_as_a_hugging_face_dataset_with_its_card(smoke_workspace, 
     selected = load_dataset(str(out), "selected", split="train", cache_dir=str(cache))
     frame = artifacts.read_table(layout.selected)
     assert selected.num_rows == len(frame) and selected["prompt"] == list(frame["prompt"])
+    # Each synthetic training sample keeps what its verification found.
+    found = artifacts.read_table(layout.verified).set_index("id")["verification"]
+    assert set(selected["source"]) == {"synthetic"}
+    assert selected["verification"] == [found[i] for i in selected["id"]] and all(selected["verification"])
     # selected is the default config
     assert load_dataset(str(out), split="train", cache_dir=str(cache)).num_rows == len(frame)
     metadata = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])["acqsynth"]

@@ -7,7 +7,14 @@ from acqsynth.domains.math.problems import MathDifficulty, generate_arithmetic_d
 from acqsynth.domains.math.records import load_gsm8k
 from acqsynth.domains.math.problems import solve_word_problem
 from acqsynth.domains.sample import Verdict
-from acqsynth.verify.math import MathRules, check_annotations, evaluate_expression, verify_batch, verify_math_sample
+from acqsynth.verify.math import (
+    MathRules,
+    answer_model_vote,
+    check_annotations,
+    evaluate_expression,
+    verify_batch,
+    verify_math_sample,
+)
 from tests.conftest import SHARED_DATASETS
 
 GSM8K = SHARED_DATASETS / "gsm8k"
@@ -152,7 +159,28 @@ QUESTION = "Tom has 5 apples. He buys 3 more and gives away 2. How many apples d
     ],
 )
 def test_verify_math_sample_reasons(question, reasoning, answer, reason):
-    assert verify_math_sample(question, reasoning, answer) == Verdict(verified=reason == "", reason=reason)
+    verdict = verify_math_sample(question, reasoning, answer)
+    assert (verdict.verified, verdict.reason) == (reason == "", reason)
+    assert bool(verdict.evidence) == verdict.verified
+
+
+def test_a_verified_sample_says_which_checks_it_passed():
+    assert verify_math_sample(QUESTION, REASONING, "6").evidence == (
+        "calculator: 2 annotation(s) recomputed, the answer is the last; grounding: every number stated or computed "
+        "before")
+    assert verify_math_sample(TOM, "Tom has 5 - 3 = <<5-3=2>>2 apples left.", "2",
+                              MathRules(grounding=False, reference_solver=True)).evidence == (
+        "calculator: 1 annotation(s) recomputed, the answer is the last; reference solver: the same answer")
+
+
+@pytest.mark.parametrize(("votes", "verdict"), [
+    (["6", "6.0", "7", None], Verdict(True, "", evidence="answer model: 2/4 answers agree")),
+    (["6", "7", "7", None], Verdict(False, "answer model: answers 7 (2/4), not 6")),
+    (["6", "7", None, None], Verdict(False, "answer model: no clear majority (6 and 7 tie at 1/4)")),
+    ([None, None], Verdict(False, "answer model: none of the 2 answers is a value")),
+])
+def test_answer_model_vote(votes, verdict):
+    assert answer_model_vote(votes, "6", min_agreement=0.5) == verdict
 
 
 def test_verify_batch_is_verify_math_sample_of_each():
@@ -278,7 +306,8 @@ REAL = MathRules(real_data=True, constants=frozenset({Fraction(60), Fraction(12)
     ],
 )
 def test_math_meaning_checks(question, reasoning, answer, rules, reason):
-    assert verify_math_sample(question, reasoning, answer, rules) == Verdict(reason == "", reason)
+    verdict = verify_math_sample(question, reasoning, answer, rules)
+    assert (verdict.verified, verdict.reason) == (reason == "", reason)
 
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES, ids=str)

@@ -32,6 +32,8 @@ class Verdict:
     # The answer in the domain's canonical form, where the verifier wrote it differently from the sample (mcq: the
     # letter of the option whose text the answer gives); None keeps the sample's own.
     answer: str | None = None
+    # What a verified sample passed, in a few words ("" when rejected): the training set keeps it as provenance.
+    evidence: str = ""
 
 
 @dataclass(frozen=True)

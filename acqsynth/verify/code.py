@@ -206,10 +206,11 @@ def _prepare(question: str, reasoning: str, answer: str) -> _Prepared | Verdict:
     return _Prepared(TestedSolution(answer, tests), tests, name)
 
 
-def _sandbox_verdict(result: SandboxResult) -> Verdict:
+def _sandbox_verdict(result: SandboxResult, tests: str) -> Verdict:
     if result.verdict != "passed":
         return Verdict(False, f"sandbox {result.verdict}: {result.reason}")
-    return Verdict(True, "")
+    asserts = sum(line.lstrip().startswith("assert") for line in tests.splitlines())
+    return Verdict(True, "", evidence=f"sandbox: its {asserts} asserts pass")
 
 
 def verify_batch(
@@ -231,7 +232,7 @@ def verify_batch(
     prepared = [_prepare(q, r, a) for q, r, a in zip(questions, reasonings, answers)]
     runnable = [item for item in prepared if isinstance(item, _Prepared)]
     results = iter(run_programs([item.program for item in runnable], limits, workers, missing_layers))
-    verdicts = {id(item): _sandbox_verdict(next(results)) for item in runnable}
+    verdicts = {id(item): _sandbox_verdict(next(results), item.tests) for item in runnable}
     if max_mutants:
         passing = [(item, answer) for item, answer in zip(prepared, answers)
                    if isinstance(item, _Prepared) and verdicts[id(item)].verified]
@@ -244,19 +245,19 @@ def verify_batch(
         outcomes = iter(run_programs([program for _, group in programs for program in group], leash, workers,
                                      missing_layers))
         for item, group in programs:
-            killed = sum(not _sandbox_verdict(next(outcomes)).verified for _ in group)
-            verdicts[id(item)] = _mutants_verdict(item.name, len(group), killed)
+            killed = sum(not _sandbox_verdict(next(outcomes), item.tests).verified for _ in group)
+            verdicts[id(item)] = _mutants_verdict(verdicts[id(item)], item.name, len(group), killed)
     return [verdicts[id(item)] if isinstance(item, _Prepared) else item for item in prepared]
 
 
-def _mutants_verdict(name: str, tried: int, killed: int) -> Verdict:
+def _mutants_verdict(tested: Verdict, name: str, tried: int, killed: int) -> Verdict:
     if tried == 0:
         return Verdict(False, f"tests: {name} has no constant, operator or return value to mutate, so nothing shows "
                               "that the tests determine it")
     if killed == 0:
         return Verdict(False, f"tests: pass all {tried} simple mutants of {name} (a changed constant, operator or "
                               "return value), so they do not determine the function")
-    return Verdict(True, "")
+    return Verdict(True, "", evidence=f"{tested.evidence}; {killed} of {tried} simple mutants fail them")
 
 
 def verify_code_sample(question: str, reasoning: str, answer: str, limits: SandboxLimits | None = None,

@@ -225,6 +225,9 @@ def verify_math_sample(question: str, reasoning: str, answer: str, rules: MathRu
         )
     if rules.grounding and (problem := _grounding_problem(question, reasoning, checks, rules)):
         return Verdict(False, problem)
+    passed = [f"calculator: {len(checks)} annotation(s) recomputed, the answer is the last"]
+    if rules.grounding:
+        passed.append("grounding: every number stated or computed before")
     if rules.reference_solver:
         try:
             solution = solve_word_problem(question)
@@ -233,7 +236,8 @@ def verify_math_sample(question: str, reasoning: str, answer: str, rules: MathRu
         if solution.answer != answer_value:
             return Verdict(False, f"reference: the question's answer is {format_number(solution.answer)}, not "
                                   f"{answer.strip()}")
-    return Verdict(True, "")
+        passed.append("reference solver: the same answer")
+    return Verdict(True, "", evidence="; ".join(passed))
 
 
 def verify_batch(questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
@@ -273,4 +277,4 @@ def answer_model_vote(votes: Sequence[str | None], answer: str, min_agreement: f
                               f"{min_agreement:g})")
     if not answers_match(top, answer):
         return Verdict(False, f"answer model: answers {top} ({top_votes}/{k}), not {answer.strip()}")
-    return Verdict(True, "")
+    return Verdict(True, "", evidence=f"answer model: {top_votes}/{k} answers agree")

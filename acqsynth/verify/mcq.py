@@ -112,7 +112,10 @@ def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
                 truth = f"it holds {judgement.known}, which no option names"
             return Verdict(False, f"key {key} contradicts the knowledge base: {truth}")
     canonical = format_answer(key, texts[key])
-    return Verdict(True, "", None if canonical == answer.strip() else canonical)
+    checked = (f"knowledge base: only {key} is right" if judgement is not None
+               else "knowledge base: not one of its question forms, not checked")
+    return Verdict(True, "", None if canonical == answer.strip() else canonical,
+                   evidence=f"four distinct options, the reasoning states only {key}; {checked}")
 
 
 def verify_batch(questions: list[str], reasonings: list[str], answers: list[str]) -> list[Verdict]:
@@ -153,7 +156,7 @@ def self_consistency(
     if top_votes / k < min_agreement:
         return Verdict(False, f"no clear majority: {top} has {top_votes}/{k} votes, below {min_agreement:g}"), key
     if top == key:
-        return Verdict(True, ""), key
+        return Verdict(True, "", evidence=f"answer model: {top_votes}/{k} votes for {key}"), key
     if mode == "relabel":
-        return Verdict(True, ""), top
+        return Verdict(True, "", evidence=f"answer model: relabelled {key} to {top} ({top_votes}/{k} votes)"), top
     return Verdict(False, f"answer model votes {top} ({top_votes}/{k}) against key {key}"), key

@@ -44,6 +44,7 @@ class SampleCheck:
     question: str | None
     reasoning: str | None
     answer: str | None  # in the domain's canonical form (`Verdict.answer`)
+    evidence: str = ""  # what a verified sample passed (`Verdict.evidence`)
 
 
 def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str], answers: Sequence[str],
@@ -67,5 +68,5 @@ def check_samples(texts: Sequence[str], domain: str, rules: VerifyRules | None =
             continue
         verdict = next(verdicts)
         checks.append(SampleCheck(True, verdict.verified, verdict.reason, score, sample.question, sample.reasoning,
-                                  verdict.answer or sample.answer))
+                                  verdict.answer or sample.answer, verdict.evidence))
     return checks

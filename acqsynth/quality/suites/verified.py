@@ -8,13 +8,18 @@ from acqsynth.quality.suites.generated import generated_rows
 
 
 def verified_rows() -> list[gxe.Expectation]:
-    """Row-level checks of a verified table (no rate floors): `reason` is "" exactly when verified."""
+    """Row-level checks of a verified table (no rate floors): `reason` is "" exactly when verified, and
+    `verification`, what the sample passed, exactly when not."""
     checks = [
         *generated_rows(),
         *column("verified", BOOL_TYPES),
         *column("reason", STR_TYPES),
         gxe.ExpectColumnValuesToBeInSet(column="reason", value_set=[""], row_condition=where("verified", True)),
         gxe.ExpectColumnValueLengthsToBeBetween(column="reason", min_value=1, row_condition=where("verified", False)),
+        *column("verification", STR_TYPES),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="verification", min_value=1,
+                                                row_condition=where("verified", True)),
+        gxe.ExpectColumnValuesToBeInSet(column="verification", value_set=[""], row_condition=where("verified", False)),
     ]
     for field in SAMPLE_FIELDS:
         checks.append(gxe.ExpectColumnValuesToNotBeNull(column=field, row_condition=where("verified", True)))
