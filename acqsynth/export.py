@@ -19,7 +19,8 @@ from acqsynth.config import Layout, PipelineConfig
 # config name -> (table, what it holds); the first is the dataset's default config
 TABLES = {
     "selected": ("selected", "the fine-tuning set: the exact prompt and completion the student is trained on, and "
-                 "for each synthetic sample its seed, generator, what its verification found and every acquisition reward"),
+                 "for each synthetic sample its seed, generator, what its verification found and every acquisition "
+                 "reward"),
     "scored": ("scored", "every verified sample with all acquisition rewards and their configured combination"),
     "verified": ("verified", "the generated samples that passed verification"),
     "rejected": ("rejected", "the generated samples that failed verification, each with the check that failed"),

@@ -22,7 +22,7 @@ from acqsynth.domains.code import (
     student_tests,
     student_view,
 )
-from acqsynth.domains.sample import Verdict, format_sample, parse_sample, student_completion
+from acqsynth.domains.sample import format_sample, parse_sample, student_completion
 from acqsynth.verify.code import grade_solutions, mutants, verify_batch, verify_code_sample
 from acqsynth.verify.sandbox import SandboxLimits
 from tests.conftest import SHARED_DATASETS

@@ -11,7 +11,8 @@ from acqsynth.quality.gates import gxe
 def selected_expectations(rewards: Iterable[str]) -> list[gxe.Expectation]:
     """At least one row, unique ids, non-empty text fields (the prompt and completion the student is trained on
     included); `selection_score` finite, or null (seed-only and random arms have none); the provenance of synthetic
-    samples (seed id, generator, what its verification found, each reward in `rewards` and the combined score), null for seed and pool samples."""
+    samples (seed id, generator, what its verification found, each reward in `rewards` and the combined score),
+    null for seed and pool samples."""
     checks: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1),
                                      gxe.ExpectColumnValuesToBeUnique(column="id"),
                                      *finite_float("selection_score", nullable=True)]
