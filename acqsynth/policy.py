@@ -24,7 +24,7 @@ from acqsynth.models.loading import LoadedModel, best_device, save_checkpoint
 from acqsynth.trainer_curves import add_curve_logger
 from acqsynth.resume import last_checkpoint
 from acqsynth.domains import domain_module
-from acqsynth.domains.sample import parse_sample
+from acqsynth.domains import parse_generated
 from acqsynth.verify.samples import VerifyRules, check_samples
 
 
@@ -163,7 +163,7 @@ class AcquisitionReward:
         self.rollouts = kept
         if self.scorer.archive is not None:
             for step in sorted({row["step"] for row in kept}):
-                questions = [parse_sample(row["completion"]).question for row in kept
+                questions = [parse_generated(self.scorer.domain, row["completion"]).question for row in kept
                              if row["step"] == step and row["verified"]]
                 if questions:
                     self.scorer.archive.admit(self.scorer.embed(questions))

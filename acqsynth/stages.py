@@ -27,8 +27,16 @@ import pandas as pd
 
 from acqsynth import artifacts, imports
 from acqsynth.config import PROCEDURAL, REWARD_NAMES, TINY, Layout, PipelineConfig
-from acqsynth.domains import DOMAIN_NAMES, domain_module, student_pair, student_question
-from acqsynth.domains.sample import Example, Verdict, format_sample, generator_prompt, parse_sample
+from acqsynth.domains import (
+    DOMAIN_NAMES,
+    domain_module,
+    generator_prompt,
+    generator_sample,
+    parse_generated,
+    student_pair,
+    student_question,
+)
+from acqsynth.domains.sample import Example, Verdict
 from acqsynth.domains.sample import unique_questions
 from acqsynth.models.cards import write_model_card
 from acqsynth.models.loading import save_checkpoint
@@ -275,7 +283,6 @@ def generator_pairs(examples: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     pairs = []
     for domain, group in examples.groupby("domain", sort=True):
-        instruction = domain_module(domain).GENERATOR_INSTRUCTION
         rows = group.to_dict("records")
         alike: dict[str, list[dict]] = {}
         for row in rows:
@@ -284,8 +291,8 @@ def generator_pairs(examples: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
             kind = alike[difficulty_of(domain, row["question"], row["reasoning"], row["skill"])]
             others = [other for other in kind if other is not row] or kind
             other = others[rng.randrange(len(others))]
-            pairs.append((generator_prompt(instruction, row["question"], row["reasoning"], row["answer"]),
-                          format_sample(other["question"], other["reasoning"], other["answer"])))
+            pairs.append((generator_prompt(domain, row["question"], row["reasoning"], row["answer"]),
+                          generator_sample(domain, other["question"], other["reasoning"], other["answer"])))
     return pairs
 
 
@@ -300,8 +307,7 @@ def _generator_prompts(seeds: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     rows = [seeds.iloc[order[i % len(order)]] for i in range(n)]
     return pd.DataFrame({
         "prompt_id": [row["id"] for row in rows],
-        "prompt": [generator_prompt(domain_module(row["domain"]).GENERATOR_INSTRUCTION, row["question"],
-                                    row["reasoning"], row["answer"]) for row in rows],
+        "prompt": [generator_prompt(row["domain"], row["question"], row["reasoning"], row["answer"]) for row in rows],
     })
 
 
@@ -511,7 +517,7 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
                                    seed=config.seed * 1_000_003 + shard)
         rows = []
         for index, seed_id, text in zip(range(start, stop), chunk["prompt_id"], texts, strict=True):
-            parsed = parse_sample(text.text)
+            parsed = parse_generated(config.domain, text.text)
             rows.append({"id": f"gen-{index:06d}", "domain": config.domain, "seed_id": seed_id,
                          "generator": checkpoint,
                          "completion": text.text, "parsed": parsed.ok, "parse_error": parsed.error,
@@ -661,8 +667,10 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
         elif check.verified:
             first_seen[normalised] = row.id
         reasons.append(reason)
-    # A verified answer is kept in its domain's canonical form (an mcq letter that its option text decides).
+    # A sample is kept as it was checked: in its domain's form (`parse_generated`), and a verified answer in its
+    # canonical form (an mcq letter that its option text decides).
     checked = generated.assign(verified=[reason == "" for reason in reasons], reason=reasons,
+                               question=checks["question"].to_numpy(),
                                answer=checks["answer"].where(checks["verified"], generated["answer"]).to_numpy(),
                                verification=[evidence if reason == "" else ""
                                              for evidence, reason in zip(checks["evidence"], reasons, strict=True)])

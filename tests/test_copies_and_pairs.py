@@ -107,3 +107,23 @@ def test_generator_pairs_share_the_seed_difficulty_and_are_not_the_seed_itself()
     # The pairing is seeded: the same seed gives the same pairs, another seed other ones.
     assert generator_pairs(examples, seed=0) == pairs
     assert generator_pairs(examples, seed=1) != pairs
+
+
+def test_a_multiple_choice_question_with_its_options_reordered_is_a_copy():
+    seed = Reference("seed", "mcq-000001", "Which drug is a statin?\nA. Taroxil\nB. Dunostat\nC. Feroxil\nD. Rupivan")
+    reordered = "Which drug is a statin?\nA. Dunostat\nB. Rupivan\nC. Taroxil\nD. Feroxil"
+    other_option = "Which drug is a statin?\nA. Dunostat\nB. Rupivan\nC. Taroxil\nD. Moroxil"
+    assert copy_reasons([reordered, other_option], [seed], None, None) == [
+        "copy: the same text as seed question mcq-000001", ""]
+
+
+def test_the_generator_is_taught_multiple_choice_questions_with_the_key_first():
+    from acqsynth.domains import mcq
+
+    examples = pd.DataFrame([{"domain": "mcq", **vars(example)} for example in mcq.procedural_examples(40, seed=2)])
+    assert set(examples["answer"].str[0]) == set("ABCD")  # the data's keys sit anywhere
+    for prompt, target in generator_pairs(examples, seed=0):
+        for text in (prompt.split("\nNew:\n")[0], target):
+            question = text.split("<question>")[1].split("</question>")[0]
+            answer = text.split("<answer>")[1].split("</answer>")[0]
+            assert answer == f"A: {mcq.parse_options(question)[1][0][1]}"

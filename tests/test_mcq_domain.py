@@ -483,9 +483,9 @@ def test_answer_model_in_the_verify_stage_relabels_or_rejects(smoke_workspace, t
         rejected = artifacts.read_table(layout.verified.with_name("rejected.parquet"))
         assert len(kept) + len(rejected) == len(examples)
         assert rejected["reason"].str.startswith(("answer model: ", "copy: ")).all()
-        if mode == "reject":
-            assert (kept["answer"] == [next(e.answer for e in examples if e.question == q)
-                                       for q in kept["question"]]).all()
+        if mode == "reject":  # each kept answer is its sample's own (in the domain's form, `mcq.from_generator`)
+            written = dict(mcq.from_generator(e.question, e.reasoning, e.answer)[::2] for e in examples)
+            assert (kept["answer"] == [written[q] for q in kept["question"]]).all()
         # Either way a kept answer is the letter with its own option's text.
         assert all(mcq.chosen_option(answer, question) == answer[0]
                    for question, answer in zip(kept["question"], kept["answer"], strict=True))
@@ -517,7 +517,10 @@ def test_the_verify_stage_keeps_an_answer_as_the_option_its_text_names(smoke_wor
     stages.verify(resolve({**profile_params("smoke"), "domain": "mcq"}), layout)
     kept = artifacts.read_table(layout.verified)
     rejected = artifacts.read_table(layout.verified.with_name("rejected.parquet"))
-    assert list(kept["answer"]) == [e.answer for e in examples[:5]]
+    # Kept in the domain's form (`mcq.from_generator`: the options in an order of the question's own), each answer
+    # the letter of the option its text names.
+    assert [mcq.from_generator(e.question, e.reasoning, e.answer) for e in examples[:5]] == list(
+        zip(kept["question"], kept["reasoning"], kept["answer"]))
     assert list(rejected["reason"]) == ["answer 'A: no such option' names no option: 'no such option' is none of "
                                         "A-D's texts"]
 

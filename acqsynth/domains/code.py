@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from acqsynth.domains.records import jsonl_rows, looks_like_hub_id
-from acqsynth.domains.sample import Example, answer_text
+from acqsynth.domains.sample import Example, answer_text, as_written
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +31,7 @@ GENERATOR_INSTRUCTION = "Write a new small Python function task with tests like 
 # The calculator fills in the value a procedural task's function gives in each test the generator writes
 # (acqsynth.generation.calculator), as GSM8K's does for arithmetic.
 SAMPLED_WITH_CALCULATOR = True
+generator_view = from_generator = as_written
 TESTS_HEADER = "Tests:"
 # MBPP runs its test setup (test_setup_code, test_imports), the solution and the tests as one program. Here a
 # solution and its tests run in two processes (acqsynth.verify.sandbox.TestedSolution), so the setup heads the

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 NAME = "mcq"
 GENERATOR_INSTRUCTION = "Write a new medical multiple-choice question like this example."
 SAMPLED_WITH_CALCULATOR = False  # a question states no value to compute
-student_view = as_written
+student_view = as_written  # generator_view and from_generator: below
 LETTERS = "ABCD"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -661,6 +661,47 @@ def chosen_option(answer: str, question: str) -> str | None:
         return key[0]
     text = normalise_text(key[1])
     return next((letter for letter, option in parse_options(question)[1] if normalise_text(option) == text), None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The generator's view: the key written first
+
+
+def _keyed_options(question: str, answer: str) -> tuple[str, list[str], str] | None:
+    """(stem, option texts in order, the keyed option's text) of a question with 2-4 options lettered in order whose
+    answer names one of them; None for anything else."""
+    stem, options = parse_options(question)
+    key = chosen_option(answer, question)
+    letters = "".join(letter for letter, _ in options)
+    if key is None or not 2 <= len(options) <= len(LETTERS) or letters != LETTERS[:len(options)]:
+        return None
+    return stem, [text for _, text in options], dict(options)[key]
+
+
+def generator_view(question: str, reasoning: str, answer: str) -> tuple[str, str, str]:
+    """A sample as the generator is shown it and taught to write it: the keyed option first, as A, the others after
+    it in their order. A generator writes its options before its reasoning; with the key first, the option it has to
+    get right is the one next to the stem that decides it, not one at a place it picks before it knows which drug
+    it will reason about. `from_generator` puts the key back at a place of its own. A sample whose answer names no
+    option is shown as written."""
+    keyed = _keyed_options(question, answer)
+    if keyed is None:
+        return question, reasoning, answer
+    stem, texts, key = keyed
+    return format_question(stem, [key] + [text for text in texts if text != key]), reasoning, format_answer("A", key)
+
+
+def from_generator(question: str, reasoning: str, answer: str) -> tuple[str, str, str]:
+    """A generated sample in the domain's form: its options in an order drawn from the question's text (so the key
+    lands on each letter equally often, and the same text always comes out the same), the answer relabelled to its
+    option's new letter. A sample whose answer names no option, or whose options are not lettered in order, is left
+    as written for verification to judge."""
+    keyed = _keyed_options(question, answer)
+    if keyed is None:
+        return question, reasoning, answer
+    stem, texts, key = keyed
+    random.Random(question).shuffle(texts)  # a str seed is hashed with SHA-512: the same in every process
+    return format_question(stem, texts), reasoning, format_answer(LETTERS[texts.index(key)], key)
 
 
 # ---------------------------------------------------------------------------------------------------------------

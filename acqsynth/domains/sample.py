@@ -104,12 +104,6 @@ def format_score(text: str) -> float:
     return 0.9 * found / len(TAGS)
 
 
-def generator_prompt(instruction: str, question: str, reasoning: str, answer: str) -> str:
-    """The generator's prompt: the domain's instruction and one seed example, in the method's order (question,
-    reasoning, answer)."""
-    return f"{instruction}\n{format_sample(question, reasoning, answer)}\nNew:\n"
-
-
 def as_written(question: str, reasoning: str, answer: str) -> tuple[str, str, str]:
     """The student view (`student_view`) of a domain whose student sees a sample as it is written."""
     return question, reasoning, answer

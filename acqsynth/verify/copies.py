@@ -1,6 +1,8 @@
 """Copies: a generated question that is a seed, pool, pretrain or eval question again, as text or nearly.
 
-A copy has the same normalised text (case, punctuation and spacing aside). A near-copy has the same numbers and an
+A copy has the same normalised text (case, punctuation and spacing aside, and a multiple-choice question's options
+in any order: the generator writes its key first and the pipeline shuffles them, so a copied question may come back
+reordered). A near-copy has the same numbers and an
 embedding cosine of at least the threshold: numbers decide a question's answer, so 'Tom has 5 apples...' and 'Tom
 has 6 apples...' are different problems however alike they read, while 'Ann has 5 apples...' with its numbers
 unchanged is the same problem renamed. Only questions that share their numbers with some reference are embedded.
@@ -14,11 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from acqsynth.domains.mcq import parse_options
+
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
 
 
-def normalise_question(text: str) -> str:
+def _words(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def normalise_question(text: str) -> str:
+    stem, options = parse_options(text)
+    return " ".join([_words(stem), *sorted(_words(option) for _, option in options)]) if options else _words(text)
 
 
 def _numbers(text: str) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from acqsynth.config import PROCEDURAL, PipelineConfig
-from acqsynth.domains.sample import Verdict, format_score, parse_sample
+from acqsynth.domains import parse_generated
+from acqsynth.domains.sample import Verdict, format_score
 from acqsynth.verify.math import MathRules
 from acqsynth.verify.sandbox import MissingLayers
 
@@ -56,7 +57,7 @@ def verify_batch(domain: str, questions: Sequence[str], reasonings: Sequence[str
 
 
 def check_samples(texts: Sequence[str], domain: str, rules: VerifyRules | None = None) -> list[SampleCheck]:
-    parsed = [parse_sample(text) for text in texts]
+    parsed = [parse_generated(domain, text) for text in texts]
     ok = [sample for sample in parsed if sample.ok]
     verdicts = iter(verify_batch(domain, [s.question for s in ok], [s.reasoning for s in ok], [s.answer for s in ok],
                                  rules))

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from acqsynth.verify.samples import VerifyRules
     from acqsynth.verify.sandbox import MissingLayers
 
-__all__ = ["GENERATOR_INSTRUCTION", "NAME", "MathDifficulty", "answers_match", "difficulty", "extract_answer", "grade",
-           "load_examples", "procedural_examples", "student_view", "verify"]
+__all__ = ["GENERATOR_INSTRUCTION", "NAME", "MathDifficulty", "answers_match", "difficulty", "extract_answer",
+           "from_generator", "generator_view", "grade", "load_examples", "procedural_examples", "student_view",
+           "verify"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # The domain contract (the names every domain module exposes)
@@ -39,7 +40,7 @@ def difficulty(question: str, reasoning: str) -> str | None:
 GENERATOR_INSTRUCTION = "Write a new grade-school math problem like this example."
 # GSM8K's calculator fills in the value of each annotation while the generator samples (acqsynth.generation.calculator).
 SAMPLED_WITH_CALCULATOR = True
-student_view = as_written
+student_view = generator_view = from_generator = as_written
 # ---------------------------------------------------------------------------------------------------------------
 # Verification and grading (the domain interface; see acqsynth.domains)
 
