@@ -296,6 +296,15 @@ def generator_pairs(examples: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
     return pairs
 
 
+def _share_of(examples: pd.DataFrame, split_fraction: dict[str, float]) -> pd.DataFrame:
+    """The first `split_fraction[domain]` of each domain's examples (at least one; all of a domain not named), in
+    their order."""
+    by_domain = examples.groupby("domain", sort=False)
+    limit = [max(1, round(size * split_fraction.get(domain, 1.0)))
+             for domain, size in zip(examples["domain"], by_domain["domain"].transform("size"), strict=True)]
+    return examples[by_domain.cumcount().to_numpy() < np.array(limit)].reset_index(drop=True)
+
+
 def student_pairs(examples: pd.DataFrame) -> list[tuple[str, str]]:
     return [student_pair(domain, q, r, a) for domain, q, r, a in
             zip(examples["domain"], examples["question"], examples["reasoning"], examples["answer"], strict=True)]
@@ -324,8 +333,8 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     cfg = config.build_models
     _seed_everything(config.data_seed)
     pretrain = _split(layout, "pretrain")
-    gen_pairs = generator_pairs(pretrain, config.data_seed)
-    stu_pairs = student_pairs(pretrain)
+    gen_pairs = generator_pairs(_share_of(pretrain, cfg.generator_pretrain.split_fraction), config.data_seed)
+    stu_pairs = student_pairs(_share_of(pretrain, cfg.student_pretrain.split_fraction))
     metrics: dict[str, Any] = {}
     with _staged(layout.base_models) as staged:
         tokenizer = None

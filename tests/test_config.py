@@ -54,6 +54,10 @@ def test_overrides_lay_over_the_profile():
         ({"policy_update": {"reward": {"weights": {"confidence": float("nan")}}}},
          "policy_update.reward.weights.confidence: Input should be a finite number"),
         ({"finetune": {"epochs": float("inf")}}, "finetune.epochs: Input should be a finite number"),
+        ({"build_models": {"student_pretrain": {"split_fraction": {"mcq": 1.5}}}},
+         "build_models.student_pretrain.split_fraction: expected a share in (0, 1] for each domain; got {'mcq': 1.5}"),
+        ({"build_models": {"student_pretrain": {"split_fraction": {"law": 0.5}}}},
+         "build_models.student_pretrain.split_fraction.law"),
     ],
 )
 def test_bad_values_name_the_key(values, expected):

@@ -10,7 +10,7 @@ import pytest
 
 from acqsynth.config import CopiesConfig
 from acqsynth.domains.math.problems import MathDifficulty, generate_word_problems
-from acqsynth.stages import difficulty_of, generator_pairs
+from acqsynth.stages import _share_of, difficulty_of, generator_pairs
 from acqsynth.verify.copies import Reference, copy_reasons, normalise_question
 
 SEED = Reference("seed", "math-000001", "Tom has 5 apples. Tom gives away 3 apples. How many apples does Tom have now?")
@@ -107,6 +107,14 @@ def test_generator_pairs_share_the_seed_difficulty_and_are_not_the_seed_itself()
     # The pairing is seeded: the same seed gives the same pairs, another seed other ones.
     assert generator_pairs(examples, seed=0) == pairs
     assert generator_pairs(examples, seed=1) != pairs
+
+
+def test_a_share_of_the_pretrain_split_keeps_the_first_examples_of_each_domain_in_their_order():
+    examples = pd.DataFrame({"domain": ["math", "mcq", "mcq", "code", "mcq", "math", "mcq"],
+                             "id": ["m0", "q0", "q1", "c0", "q2", "m1", "q3"]})
+    assert list(_share_of(examples, {"mcq": 0.5})["id"]) == ["m0", "q0", "q1", "c0", "m1"]
+    assert list(_share_of(examples, {"mcq": 0.1, "math": 0.5})["id"]) == ["m0", "q0", "c0"]  # at least one
+    assert _share_of(examples, {}).equals(examples)
 
 
 def test_a_multiple_choice_question_with_its_options_reordered_is_a_copy():
