@@ -21,7 +21,7 @@ HEADER = """\
 # The report stage's metrics are the run's headline (in-domain before/after, forgetting, verified and copy rates):
 # the one metrics file; every other stage's metrics are outputs.
 HEADLINE = PIPELINE[-1]
-COMPARED = ("tiny", ("math", "mcq"))  # the profile and targets whose comparison report is committed
+COMPARED = ("tiny", ("math", "mcq", "code"))  # the profile and targets whose comparison report is committed
 WIDTH = 120
 
 
