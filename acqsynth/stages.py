@@ -392,8 +392,11 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
         _gate(pd.DataFrame([metrics]), metrics_expectations(metrics), "build_models_metrics",
               layout.stage_metrics("build_models"), layout)
-        for role, source in (("student", cfg.student), ("generator", cfg.generator)):
-            made = (f"A tiny Llama built here and pre-trained on the pretrain split of all three domains "
+        for role, source, pretrain_cfg in (("student", cfg.student, cfg.student_pretrain),
+                                           ("generator", cfg.generator, cfg.generator_pretrain)):
+            shares = "".join(f"; {domain}: the first {share:.0%} of its examples"
+                             for domain, share in sorted(pretrain_cfg.split_fraction.items()))
+            made = (f"A tiny Llama built here and pre-trained on the pretrain split of all three domains{shares} "
                     f"({'student answers' if role == 'student' else 'new samples from seed examples'})."
                     if source == TINY else f"`{source}`, copied in.")
             write_model_card(staged / role, f"acqsynth base {role}", made,
