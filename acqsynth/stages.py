@@ -105,7 +105,17 @@ class Stage:
     @property
     def code(self) -> list[str]:
         """The project files the stage runs, relative to the checkout (acqsynth.imports)."""
-        return imports.relative(imports.function_closure(imports.module_path(__name__), self.name))
+        return stage_code(self.name)
+
+
+def stage_code(name: str) -> list[str]:
+    """The project files the stage function `name` runs, relative to the checkout (acqsynth.imports)."""
+    return imports.relative(imports.function_closure(imports.module_path(__name__), name))
+
+
+def code_hashes(name: str) -> dict[str, str]:
+    """The content hash of each project file the stage function `name` runs: the stage's version."""
+    return {path: artifacts.content_hash(imports.ROOT / path) for path in stage_code(name)}
 
 
 _AT = Layout(Path())  # the workspace-relative paths of the declarations
@@ -162,13 +172,17 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _shard_store(final: Path, *inputs: object) -> ShardStore:
-    return ShardStore(final.parent / f".{final.name}.shards", fingerprint(*inputs))
+# Resumed work is fingerprinted by the stage's code as well as its inputs: shards or a checkpoint written by other
+# code (a column fewer, a reward fixed since) are started over, never assembled with the new.
+
+def _shard_store(stage: str, final: Path, *inputs: object) -> ShardStore:
+    """The shards of stage `stage` writing `final`."""
+    return ShardStore(final.parent / f".{final.name}.shards", fingerprint(code_hashes(stage), *inputs))
 
 
-def _checkpoints(final: Path, *inputs: object) -> Path:
-    """Where a trainer writing `final` keeps its checkpoints until it succeeds."""
-    return checkpoint_dir(final.parent / f".{final.name}.checkpoints", fingerprint(*inputs))
+def _checkpoints(stage: str, final: Path, *inputs: object) -> Path:
+    """Where the trainer of stage `stage` writing `final` keeps its checkpoints until it succeeds."""
+    return checkpoint_dir(final.parent / f".{final.name}.checkpoints", fingerprint(code_hashes(stage), *inputs))
 
 
 # -- prepare -------------------------------------------------------------------------------------------------------
@@ -378,8 +392,11 @@ def build_models(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
             metrics[f"{domain}_base_student_eval_accuracy"] = base.accuracy
         _gate(pd.DataFrame([metrics]), metrics_expectations(metrics), "build_models_metrics",
               layout.stage_metrics("build_models"), layout)
-        for role, source in (("student", cfg.student), ("generator", cfg.generator)):
-            made = (f"A tiny Llama built here and pre-trained on the pretrain split of all three domains "
+        for role, source, pretrain_cfg in (("student", cfg.student, cfg.student_pretrain),
+                                           ("generator", cfg.generator, cfg.generator_pretrain)):
+            shares = "".join(f"; {domain}: the first {share:.0%} of its examples"
+                             for domain, share in sorted(pretrain_cfg.split_fraction.items()))
+            made = (f"A tiny Llama built here and pre-trained on the pretrain split of all three domains{shares} "
                     f"({'student answers' if role == 'student' else 'new samples from seed examples'})."
                     if source == TINY else f"`{source}`, copied in.")
             write_model_card(staged / role, f"acqsynth base {role}", made,
@@ -455,7 +472,7 @@ def policy_update(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
     prompts = _generator_prompts(seeds, len(seeds), config.seed)
     reference = _split(layout, "pool", config.domain).head(REFERENCE_SIZE)  # the same for every arm and seed
-    checkpoints = _checkpoints(layout.policy, *(artifacts.content_hash(path) for path in (
+    checkpoints = _checkpoints("policy_update", layout.policy, *(artifacts.content_hash(path) for path in (
         layout.base_models, layout.split("seed"), layout.split("pool"), layout.centroids)), cfg.model_dump(mode="json"),
         config.acquisition_score.model_dump(mode="json"), config.seed, config.domain, config.calculator)
     trained = cfg.max_steps > 0
@@ -517,7 +534,7 @@ def generate(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | N
                                calculator=config.calculator)
     checkpoint = f"{layout.policy.relative_to(layout.root)}@{artifacts.content_hash(layout.policy)[:12]}"
     prompts = _generator_prompts(seeds, cfg.n_samples, config.seed)
-    store = _shard_store(layout.generated, checkpoint, artifacts.content_hash(layout.split("seed")),
+    store = _shard_store("generate", layout.generated, checkpoint, artifacts.content_hash(layout.split("seed")),
                          cfg.model_dump(mode="json"), config.seed, config.domain)
 
     def generate_shard(shard: int, start: int, stop: int) -> pd.DataFrame:
@@ -652,7 +669,7 @@ def verify(config: PipelineConfig, layout: Layout, map_shards: ShardMapper | Non
         raise artifacts.ArtifactError(f"{layout.generated}: domain: expected only {config.domain!r} (params.yaml "
                                       f"domain), got {sorted(domains)}; rerun generate")
     rules = verify_rules(config)
-    store = _shard_store(layout.verified, artifacts.content_hash(layout.generated),
+    store = _shard_store("verify", layout.verified, artifacts.content_hash(layout.generated),
                          config.verify.model_dump(mode="json"), config.prepare.sources[config.domain])
 
     def check_shard(_: int, start: int, stop: int) -> pd.DataFrame:
@@ -742,8 +759,9 @@ def acquisition_score(config: PipelineConfig, layout: Layout, map_shards: ShardM
     _gate(verified, kept_expectations(), "acquisition_score_reads_verified", layout.verified, layout)
     seeds = _split(layout, "seed", config.domain)
     scorer = _scorer(config, layout, _load(layout.base_student), seeds)
-    store = _shard_store(layout.scored, artifacts.content_hash(layout.verified), _seeds_fingerprint(config, layout),
-                         artifacts.content_hash(layout.base_student), cfg.model_dump(mode="json"), config.seed)
+    store = _shard_store("acquisition_score", layout.scored, artifacts.content_hash(layout.verified),
+                         _seeds_fingerprint(config, layout), artifacts.content_hash(layout.base_student),
+                         cfg.model_dump(mode="json"), config.seed)
 
     per_sample = [name for name in REWARD_NAMES if name != "diversity"]
 
@@ -861,7 +879,7 @@ def finetune(config: PipelineConfig, layout: Layout) -> dict[str, Any]:
                          "verification (see data/rejected.parquet and metrics/verify.json)")
     _gate(samples, selected_expectations(REWARD_NAMES), "finetune_reads_selected", layout.selected, layout)
     student = _load(layout.base_student, training=True)
-    checkpoints = _checkpoints(layout.finetuned_student, artifacts.content_hash(layout.selected),
+    checkpoints = _checkpoints("finetune", layout.finetuned_student, artifacts.content_hash(layout.selected),
                                artifacts.content_hash(layout.base_student), config.finetune.model_dump(mode="json"),
                                config.seed)
     with _staged(layout.finetuned_student) as staged:

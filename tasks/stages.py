@@ -16,7 +16,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 
-from acqsynth import imports, stages
+from acqsynth import stages
 from acqsynth.artifacts import content_hash
 from acqsynth.config import Layout, PipelineConfig
 from acqsynth.quality.gates import GateFailed
@@ -31,11 +31,6 @@ DECLARATIONS = {stage.name: stage for stage in stages.PIPELINE}
 
 def _hashes(root: Path, paths: list[str]) -> dict[str, str | None]:
     return {path: content_hash(root / path) if (root / path).exists() else None for path in paths}
-
-
-def code_hashes(stage: Stage) -> dict[str, str | None]:
-    """The content hash of each project file the stage runs (paths relative to the checkout)."""
-    return _hashes(imports.ROOT, stage.code)
 
 
 def output_hashes(root: Path, stage: str) -> dict[str, str | None]:
@@ -57,7 +52,7 @@ def stage_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     key = {
         "stage": stage.name,
         "params": {name: _param(values, name) for name in stage.params},
-        "code": code_hashes(stage),
+        "code": stages.code_hashes(stage.name),
         "reads": _hashes(root, [str(path) for path in stage.reads]),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -102,7 +97,7 @@ def _stage_task(stage: Stage):
 
     run_stage.__name__ = stage.name
     run_stage.__doc__ = stage.function.__doc__
-    code = hashlib.sha256(json.dumps(code_hashes(stage), sort_keys=True).encode()).hexdigest()
+    code = hashlib.sha256(json.dumps(stages.code_hashes(stage.name), sort_keys=True).encode()).hexdigest()
     return task(
         run_stage,
         name=stage.name,

@@ -29,6 +29,17 @@ def test_shard_store_resumes_and_refuses_stale_or_altered_shards(tmp_path):
     assert not ShardStore(tmp_path / "s", fingerprint("other inputs", 1)).done(0)
 
 
+
+def test_shards_of_other_code_are_started_over(tmp_path, monkeypatch):
+    final = tmp_path / "verified.parquet"
+    stages._shard_store("verify", final, "inputs").write(0, pd.DataFrame({"verified": [True]}))
+    assert stages._shard_store("verify", final, "inputs").done(0)
+    assert "acqsynth/verify/samples.py" in stages.code_hashes("verify")
+    edited = {**stages.code_hashes("verify"), "acqsynth/verify/samples.py": "another version"}
+    monkeypatch.setattr(stages, "code_hashes", lambda name: edited)
+    assert not stages._shard_store("verify", final, "inputs").done(0)
+
+
 def _workspace(smoke_workspace, root, overrides):
     shutil.copytree(smoke_workspace, root)
     params = yaml.safe_load((root / "params.yaml").read_text())

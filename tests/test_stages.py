@@ -44,6 +44,8 @@ def test_every_checkpoint_has_a_model_card_and_a_real_max_length(smoke_workspace
         mode="json")
     assert student["results"]["n_samples"] == artifacts.read_json(layout.stage_metrics("finetune"))["n_samples"]
     assert "math_base_student_eval_accuracy" in cards[layout.base_student].data.to_dict()["acqsynth"]["results"]
+    assert "mcq: the first 50% of its examples" in cards[layout.base_student].text  # the tiny and smoke default
+    assert "the first" not in cards[layout.base_generator].text
     assert cards[layout.policy].text.lstrip().startswith("# acqsynth GRPO generator")
 
 
