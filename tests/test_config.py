@@ -217,3 +217,13 @@ def test_the_run_headline_says_the_result_in_one_line():
                          "forgetting_drop_mcq": 0.06, "forgetting_drop_code": 0.005, "verified_rate": 0.4383})
     assert line == ("math: in-domain accuracy 43.0% -> 40.5% (-2.5 pts); forgetting (drop, pts): mcq +6.0, code +0.5; "
                     "verified 43.8% of the generated samples")
+
+
+def test_a_section_that_sets_some_values_keeps_the_roles_defaults_for_the_rest():
+    """The student's pre-training keeps its mcq share when a profile or a params file sets only its steps (the smoke
+    profile lost it while the role's defaults were an instance of the generic section)."""
+    models = resolve({"build_models": {"student_pretrain": {"steps": 1500}, "generator_pretrain": {"steps": 10}}}
+                     ).build_models
+    assert (models.student_pretrain.steps, models.student_pretrain.split_fraction) == (1500, {"mcq": 0.5})
+    assert (models.generator_pretrain.steps, models.generator_pretrain.batch_size) == (10, 16)
+    assert profile_params("smoke")["build_models"]["student_pretrain"]["split_fraction"] == {"mcq": 0.5}
