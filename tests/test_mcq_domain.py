@@ -22,7 +22,10 @@ from acqsynth.domains.mcq import (
     procedural_examples,
 )
 from acqsynth.domains.sample import Example, Verdict, format_sample, parse_sample, student_completion
+from acqsynth.config import resolve
 from acqsynth.verify.mcq import self_consistency, verify_batch, verify_mcq_sample
+from acqsynth.verify.samples import verify_batch as verify_samples
+from acqsynth.verify.samples import verify_rules
 from tests.conftest import SHARED_DATASETS
 
 PUBMEDQA = SHARED_DATASETS / "pubmedqa"
@@ -219,12 +222,46 @@ def test_a_mention_inside_a_longer_option_counts_for_the_longer_one():
     assert not verify_mcq_sample(question, "It is joint pain.", "A").verified
 
 
+@pytest.mark.parametrize("question", [
+    # Generated in the comparison of issue 15 and kept as verified, unchecked: an invented drug, a garbled stem, a
+    # KB class under the wrong article.
+    "Bomyrotal is used to treat which condition?\nA. kidney disease\nB. hypothyroidism\nC. heart failure\nD. goiter",
+    "Which drug is used to treatdex?\nA. Eduromyx\nB. Karovalin\nC. Nifalip\nD. Sarofex",
+    "Which drug is a SSRI?\nA. Quinoprel\nB. Belostat\nC. Dimenzal\nD. Daroxil",
+])
+def test_the_knowledge_base_domain_verifies_only_what_its_knowledge_base_judges(question):
+    reasoning = f"It is {dict(parse_options(question)[1])['B']}."
+    assert kb_judgement(question) is None
+    assert verify_mcq_sample(question, reasoning, "B").evidence.endswith("knowledge base: not one of its question "
+                                                                         "forms, not checked")
+    verdict = verify_mcq_sample(question, reasoning, "B", knowledge_base=True)
+    assert not verdict.verified
+    assert verdict.reason.endswith("is in none of the knowledge base's forms or names what it does not hold, so "
+                                   "nothing can check its key")
+    assert verdict.reason.startswith(f"question {parse_options(question)[0][:80]!r}")
+    # A question the knowledge base judges is verified as before.
+    assert verify_mcq_sample(INDICATION, REASONING, "B", knowledge_base=True).evidence.endswith(
+        "knowledge base: only B is right")
+
+
+def test_the_pipeline_asks_the_knowledge_base_only_of_the_procedural_domain():
+    """verify_rules reads the mcq source: a generated question about a drug the knowledge base lacks is unverifiable
+    in the procedural domain, and checked by its form alone when the data is real (MedMCQA has no oracle)."""
+    question = "Bomyrotal is used to treat which condition?\nA. goiter\nB. hypothyroidism\nC. gout\nD. flu"
+    sources = {"math": "procedural", "code": "procedural"}
+    verdicts = {source: verify_samples("mcq", [question], ["It treats hypothyroidism."], ["B"], verify_rules(
+        resolve({"domain": "mcq", "prepare": {"sources": {**sources, "mcq": source}}})))[0]
+                for source in ("procedural", "openlifescienceai/medmcqa")}
+    assert not verdicts["procedural"].verified and "knowledge base" in verdicts["procedural"].reason
+    assert verdicts["openlifescienceai/medmcqa"].verified
+
+
 def test_procedural_examples_survive_the_sample_format():
     for example in EXAMPLES[:50]:
         fields = (example.question, example.reasoning, example.answer)
         parsed = parse_sample(format_sample(*fields))
         assert (parsed.question, parsed.reasoning, parsed.answer) == fields
-        assert verify_mcq_sample(parsed.question, parsed.reasoning, parsed.answer).verified
+        assert verify_mcq_sample(parsed.question, parsed.reasoning, parsed.answer, knowledge_base=True).verified
 
 
 def test_verify_batch_checks_lengths():

@@ -711,7 +711,7 @@ def from_generator(question: str, reasoning: str, answer: str) -> tuple[str, str
 def verify(questions: list[str], reasonings: list[str], answers: list[str], rules: VerifyRules) -> list[Verdict]:
     from acqsynth.verify.mcq import verify_batch
 
-    return verify_batch(questions, reasonings, answers)
+    return verify_batch(questions, reasonings, answers, knowledge_base=rules.mcq_knowledge_base)
 
 
 def grade(predicted: list[str | None], examples: pd.DataFrame, workers: int = 1,

@@ -78,12 +78,14 @@ def _reasoning_problem(reasoning: str, options: list[tuple[str, str]], key: str)
     return ""
 
 
-def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
+def verify_mcq_sample(question: str, reasoning: str, answer: str, knowledge_base: bool = False) -> Verdict:
     """Accept a generated sample only if the question has four distinct options A-D, the answer names one of them
     (by its text where it gives one, as grading reads it: `chosen_option`), the reasoning states the keyed option
     and no other (see the module docstring), and, for a question in one of the knowledge base's template forms, the
-    key is the one option the knowledge base holds true. A verified answer is kept as the letter with its option's
-    text (`Verdict.answer` where that differs from the sample's)."""
+    key is the one option the knowledge base holds true. With `knowledge_base` (the procedural domain) a question
+    in no template form, or naming what the knowledge base does not hold, is rejected: nothing can check it. A
+    verified answer is kept as the letter with its option's text (`Verdict.answer` where that differs from the
+    sample's)."""
     stem, options = parse_options(question)
     if problem := _structure_problem(stem, options):
         return Verdict(False, problem)
@@ -99,6 +101,9 @@ def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
     if problem := _reasoning_problem(reasoning, options, key):
         return Verdict(False, problem)
     judgement = kb_judgement(question)
+    if judgement is None and knowledge_base:
+        return Verdict(False, f"question {stem[:80]!r} is in none of the knowledge base's forms or names what it does "
+                              f"not hold, so nothing can check its key")
     if judgement is not None:
         if len(judgement.correct) > 1:
             facts = "; ".join(f"{fact.rstrip('.')} ({letter})"
@@ -118,13 +123,14 @@ def verify_mcq_sample(question: str, reasoning: str, answer: str) -> Verdict:
                    evidence=f"four distinct options, the reasoning states only {key}; {checked}")
 
 
-def verify_batch(questions: list[str], reasonings: list[str], answers: list[str]) -> list[Verdict]:
+def verify_batch(questions: list[str], reasonings: list[str], answers: list[str],
+                 knowledge_base: bool = False) -> list[Verdict]:
     if not len(questions) == len(reasonings) == len(answers):
         raise ValueError(
             f"questions, reasonings and answers differ in length: {len(questions)}, {len(reasonings)}, "
             f"{len(answers)}"
         )
-    return [verify_mcq_sample(q, r, a) for q, r, a in zip(questions, reasonings, answers)]
+    return [verify_mcq_sample(q, r, a, knowledge_base) for q, r, a in zip(questions, reasonings, answers)]
 
 
 def self_consistency(

@@ -22,18 +22,21 @@ class VerifyRules:
     missing_layers: MissingLayers = "refuse"  # code: where the host lacks an essential sandbox layer
     math: MathRules = field(default_factory=MathRules)
     max_mutants: int = 8  # code
+    # mcq from the procedural knowledge base: verify only questions the knowledge base can judge (its closed world
+    # makes a question outside its forms neither right nor wrong); real data has no such oracle.
+    mcq_knowledge_base: bool = False
 
 
 def verify_rules(config: PipelineConfig, domain: str | None = None) -> VerifyRules:
     """The rules for `domain` (default: the target): the reference solver for procedural math, grounding with the
-    allowed constants for real math."""
+    allowed constants for real math, the knowledge base's judgement for procedural mcq."""
     cfg = config.verify
     procedural = config.prepare.sources[domain or config.domain] == PROCEDURAL
     math = MathRules(grounding=cfg.math.grounding, real_data=not procedural,
                      constants=frozenset(Fraction(str(c)) for c in cfg.math.allowed_constants) if not procedural
                      else frozenset(), reference_solver=procedural and cfg.math.reference_solver)
     return VerifyRules(workers=cfg.workers, missing_layers=cfg.sandbox_missing_layers, math=math,
-                       max_mutants=cfg.code.max_mutants)
+                       max_mutants=cfg.code.max_mutants, mcq_knowledge_base=procedural)
 
 
 @dataclass(frozen=True)
